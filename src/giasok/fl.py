@@ -1,0 +1,128 @@
+"""Federated-learning client simulation (paper §3 and §4.1).
+
+A client holds N samples, trains the global model W_0 for E epochs of mini-batch SGD with batch size B and
+learning rate η, and shares the parameter change W_U − W_0 after U = E·⌈N/B⌉ local updates.
+
+* FedSGD: ``batch_size=None`` (B = N), ``epochs=1`` — one step; the update is exactly −η·∇W ℓ.
+* Full batch, several updates (Table 1): ``batch_size=None``, ``epochs=U``.
+* FedAvg / mini-batch SGD (Table 2): ``batch_size=B < N`` — U = N/B steps per epoch.
+
+BatchNorm: the client trains in **train mode**, normalising with each mini-batch's own statistics, as a
+real client does (the paper's §5 models and the later practical study both stress this). The running
+statistics it accumulates are returned in ``ClientUpdate.buffers`` for aggregation; attacks here do not
+use them.
+
+``client_update`` trains with ``torch.optim.SGD`` on a copy of the model; the adversary's simulation of the
+same steps (``giasok.attacks``) is written independently with ``torch.func``, so the test that the two
+agree means something.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["ClientUpdate", "client_update", "fedavg_round", "apply_update", "minibatch_schedule"]
+
+
+@dataclass(frozen=True)
+class ClientUpdate:
+    """What a client shares (``delta``) and what a worst-case adversary may also know about it."""
+
+    delta: dict  # parameter name -> W_U − W_0 (on the CPU)
+    lr: float  # η
+    epochs: int  # E
+    batch_size: int  # B
+    num_samples: int  # N
+    batches: tuple  # per local step, the indices (into the client's N samples) of that step's mini-batch
+    buffers: dict  # the client's BatchNorm running statistics after training (for FedAvg aggregation)
+    image_shape: tuple  # C, H, W: the data shape, level-0 knowledge of the adversary
+    bn_mode: str = "train"
+
+    @property
+    def local_updates(self) -> int:
+        """U, the number of SGD steps squeezed into ``delta``."""
+        return len(self.batches)
+
+    def as_gradient(self) -> dict:
+        """−ΔW/η: the update read as one gradient (what an adversary without the training config matches)."""
+        return {name: -d / self.lr for name, d in self.delta.items()}
+
+
+def minibatch_schedule(num_samples: int, batch_size: int | None, epochs: int, *, shuffle: bool,
+                       generator: torch.Generator | None = None) -> tuple:
+    """Index tensors of each local step: E epochs over N samples in mini-batches of B (last may be short)."""
+    batch_size = num_samples if batch_size is None else batch_size
+    if num_samples < 1 or epochs < 1 or not 1 <= batch_size <= num_samples:
+        raise ValueError(f"need N ≥ 1, E ≥ 1 and 1 ≤ B ≤ N; got N={num_samples}, E={epochs}, B={batch_size}")
+    steps = []
+    for _ in range(epochs):
+        order = torch.randperm(num_samples, generator=generator) if shuffle else torch.arange(num_samples)
+        steps += list(order.split(batch_size))
+    return tuple(steps)
+
+
+def client_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, lr: float, epochs: int = 1,
+                  batch_size: int | None = None, shuffle: bool = True, seed: int = 0,
+                  device: str | torch.device = "cpu") -> ClientUpdate:
+    """Train a copy of ``model`` (W_0) on the client's data and return W_U − W_0 with its training config.
+
+    ``shuffle`` reshuffles the samples each epoch (with ``seed``); with one full batch it changes nothing.
+    The model passed in is left untouched.
+    """
+    if images.ndim != 4 or len(images) != len(labels):
+        raise ValueError(f"images must be N×C×H×W with N labels; got {tuple(images.shape)} and {len(labels)} labels")
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    generator = torch.Generator().manual_seed(seed)
+    batches = minibatch_schedule(len(images), batch_size, epochs, shuffle=shuffle, generator=generator)
+    local = copy.deepcopy(model).to(device).train()
+    start = {name: p.detach().clone() for name, p in local.named_parameters()}
+    images, labels = images.to(device), labels.to(device)
+    optimizer = torch.optim.SGD(local.parameters(), lr=lr)
+    with torch.random.fork_rng(devices=[]):  # dropout masks: deterministic under the seed
+        torch.manual_seed(seed)
+        for idx in batches:
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(local(images[idx]), labels[idx]).backward()
+            optimizer.step()
+    delta = {name: (p.detach() - start[name]).cpu() for name, p in local.named_parameters()}
+    buffers = {name: b.detach().cpu().clone() for name, b in local.named_buffers()}
+    return ClientUpdate(delta=delta, lr=lr, epochs=epochs, batch_size=batch_size or len(images),
+                        num_samples=len(images), batches=batches, buffers=buffers,
+                        image_shape=tuple(images.shape[1:]))
+
+
+def apply_update(model: nn.Module, delta: dict, buffers: dict | None = None) -> nn.Module:
+    """A copy of ``model`` with W ← W + delta (and buffers replaced when given)."""
+    new = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in new.named_parameters():
+            p.add_(delta[name].to(p.device))
+        for name, b in new.named_buffers():
+            if buffers is not None and name in buffers:
+                b.copy_(buffers[name].to(b.device))
+    return new
+
+
+def fedavg_round(global_model: nn.Module, clients, *, lr: float, epochs: int = 1, batch_size: int | None = None,
+                 seed: int = 0, device: str | torch.device = "cpu"):
+    """One FedAvg round: every client in ``clients`` (a list of (images, labels)) trains from the global model;
+    the server averages their updates weighted by N (McMahan et al., 2017).
+
+    Returns ``(new_global_model, updates)``; BatchNorm running statistics are averaged the same way
+    (integer counters such as ``num_batches_tracked`` are taken from the first client).
+    """
+    if not clients:
+        raise ValueError("fedavg_round needs at least one client")
+    updates = [client_update(global_model, x, y, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed + k,
+                             device=device) for k, (x, y) in enumerate(clients)]
+    total = sum(u.num_samples for u in updates)
+    delta = {name: sum(u.delta[name] * (u.num_samples / total) for u in updates) for name in updates[0].delta}
+    buffers = {}
+    for name, first in updates[0].buffers.items():
+        buffers[name] = (sum(u.buffers[name] * (u.num_samples / total) for u in updates)
+                         if first.is_floating_point() else first)
+    return apply_update(global_model, delta, buffers), updates

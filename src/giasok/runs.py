@@ -1,0 +1,215 @@
+"""Experiments, the result cache, and grids of runs.
+
+An experiment is a frozen dataclass whose fields are its whole configuration and whose ``compute()``
+returns ``(metrics, arrays)``: a JSON-able dict and a dict of numpy arrays. ``run(config)`` names the
+result by a hash of the configuration (and of ``CACHE_VERSION``), stores it under ``results/<Kind>/`` as
+``<hash>.json`` (metrics and configuration), ``<hash>.npz`` (arrays) and, for attacks, ``<hash>.png`` (ground
+truth over reconstruction), each written atomically, and on a later call loads it instead of recomputing.
+``run_grid(configs)`` runs many with a progress bar; interrupting it loses only the run in progress.
+
+``GiaExperiment`` is the unit the paper's tables are made of: draw a victim batch, build W_0, let the
+client train, attack its update, score the reconstruction.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import metrics
+from .attacks import invert
+from .data import load_dataset, victim_batch
+from .fl import client_update
+from .models import build_model
+
+__all__ = ["CACHE_VERSION", "GiaExperiment", "run", "run_grid", "config_hash", "result_paths"]
+
+# Bump when a change to the code changes what a cached configuration would compute.
+CACHE_VERSION = 1
+RESULTS = Path(os.environ.get("GIASOK_RESULTS", "results"))
+
+
+def config_hash(config) -> str:
+    """A short stable hash of a frozen-dataclass configuration and its kind."""
+    payload = json.dumps({"kind": type(config).__name__, "version": CACHE_VERSION,
+                          "config": dataclasses.asdict(config)}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def result_paths(config, root: str | os.PathLike | None = None) -> dict:
+    base = Path(root or RESULTS) / type(config).__name__ / config_hash(config)
+    return {"json": base.with_suffix(".json"), "npz": base.with_suffix(".npz"), "png": base.with_suffix(".png")}
+
+
+def _atomic_write(path: Path, write):
+    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(config, *, root: str | os.PathLike | None = None) -> dict:
+    """The result of ``config``: loaded from the cache, or computed and stored.
+
+    Returns the metrics dict with ``"config"``, ``"hash"``, ``"arrays"`` (the npz contents) and ``"cached"``
+    (whether it came from disk).
+    """
+    paths = result_paths(config, root)
+    cached = paths["json"].exists() and paths["npz"].exists()
+    if cached:
+        result = json.loads(paths["json"].read_text())
+        with np.load(paths["npz"]) as stored:
+            arrays = dict(stored)
+        result = _refresh(config, result, arrays, paths)
+    else:
+        result, arrays = config.compute()
+        result = dict(result, config=dataclasses.asdict(config), hash=config_hash(config))
+        _atomic_write(paths["npz"], lambda f: np.savez_compressed(f, **arrays))
+        if "reconstruction" in arrays:
+            _atomic_write(paths["png"], lambda f: _save_grid(f, arrays["truth"], arrays["reconstruction"]))
+        # the JSON goes last: its presence marks a complete result
+        _atomic_write(paths["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
+    return dict(result, arrays=arrays, cached=cached)
+
+
+def _refresh(config, result, arrays, paths):
+    """Fill in LPIPS on a cached attack result once the AlexNet weights are installed (no new attack)."""
+    if result.get("lpips") is None and "reconstruction" in arrays and metrics.lpips_available():
+        result = dict(result, **_scores(arrays["reconstruction"], arrays["truth"]))
+        _atomic_write(paths["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
+    return result
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def run_grid(configs, *, progress: bool = True, root: str | os.PathLike | None = None, desc: str = "runs"):
+    """Run every configuration (cached ones are loaded), in order, with a progress bar.
+
+    Each result is on disk as soon as it is finished, so an interrupted grid resumes where it stopped.
+    """
+    configs = list(configs)
+    results = []
+    bar = tqdm(configs, desc=desc, disable=not progress, unit="run")
+    computed = 0
+    for config in bar:
+        result = run(config, root=root)
+        computed += not result["cached"]
+        results.append(result)
+        bar.set_postfix(computed=computed, cached=len(results) - computed)
+    return results
+
+
+def _save_grid(f, truth, reconstruction):
+    """A PNG with the ground-truth batch on the top row and its reconstruction below."""
+    from PIL import Image
+
+    rows = [np.concatenate(list(batch.transpose(0, 2, 3, 1)), axis=1) for batch in (truth, reconstruction)]
+    grid = np.concatenate(rows, axis=0)
+    Image.fromarray(np.clip(np.round(grid * 255), 0, 255).astype(np.uint8)).save(f, format="png")
+
+
+def _scores(reconstruction, truth) -> dict:
+    """Per-sample and mean PSNR/SSIM, and LPIPS or ``None`` where its weights are missing."""
+    psnr, ssim = metrics.psnr(reconstruction, truth), metrics.ssim(reconstruction, truth)
+    try:
+        lpips = metrics.lpips_alex(reconstruction, truth)
+    except metrics.MetricUnavailable:
+        lpips = None
+    return {
+        "psnr": float(np.mean(np.minimum(psnr, 100.0))), "ssim": float(np.mean(ssim)),
+        "lpips": None if lpips is None else float(np.mean(lpips)),
+        "psnr_per_sample": psnr.tolist(), "ssim_per_sample": ssim.tolist(),
+        "lpips_per_sample": None if lpips is None else lpips.tolist(),
+    }
+
+
+@dataclass(frozen=True)
+class GiaExperiment:
+    """One gradient inversion: a client with N samples trains W_0 and the server attacks its update.
+
+    The client draws its N samples from ``dataset``'s test split with ``seed`` (distinct labels when
+    N ≤ the number of classes), trains E epochs with batch B (``None`` = full batch) at ``client_lr``, and
+    the attacker inverts the update with the attack settings below. ``labels="given"`` hands the attacker
+    the true labels; ``"inferred"`` makes it read them from the update.
+    """
+
+    dataset: str = "patches"
+    image_size: int = 32
+    model: str = "convnet"
+    model_options: tuple = (("width", 32),)
+    model_seed: int = 0
+    num_samples: int = 1
+    batch_size: int | None = None
+    epochs: int = 1
+    client_lr: float = 0.1
+    known_training_config: bool = False
+    method: str = "gia-o"
+    objective: str = "cosine"
+    priors: tuple = (("tv", 1e-4),)
+    iterations: int = 1500
+    attack_lr: float = 0.1
+    restarts: int = 1
+    labels: str = "given"
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.labels not in ("given", "inferred"):
+            raise ValueError(f"labels must be 'given' or 'inferred', got {self.labels!r}")
+        if self.batch_size is not None and not 1 <= self.batch_size <= self.num_samples:
+            raise ValueError(f"batch_size must be in 1..N={self.num_samples} (or None for full batch), "
+                             f"got {self.batch_size}")
+
+    @property
+    def local_updates(self) -> int:
+        """U = E·⌈N/B⌉."""
+        b = self.batch_size or self.num_samples
+        return self.epochs * -(-self.num_samples // b)
+
+    def victim(self):
+        """The client's data, W_0 and its update (deterministic in the configuration)."""
+        options = {"image_size": self.image_size} if self.dataset == "patches" else {}
+        data = load_dataset(self.dataset, "test", **options)
+        images, labels = victim_batch(data, self.num_samples, seed=self.seed,
+                                      distinct_labels=self.num_samples <= len(data.classes))
+        model = build_model(self.model, len(data.classes), seed=self.model_seed, **dict(self.model_options))
+        update = client_update(model, images, labels, lr=self.client_lr, epochs=self.epochs,
+                               batch_size=self.batch_size, seed=self.seed, device=self.device)
+        return images, labels, model, update
+
+    def compute(self):
+        images, labels, model, update = self.victim()
+        start = time.perf_counter()
+        rec = invert(model, update, labels=labels if self.labels == "given" else None,
+                     known_training_config=self.known_training_config, iterations=self.iterations,
+                     lr=self.attack_lr, objective=self.objective, priors=dict(self.priors),
+                     restarts=self.restarts, seed=self.seed, device=self.device, method=self.method)
+        seconds = time.perf_counter() - start
+        matched, order = metrics.match(rec.images, images)
+        result = dict(_scores(matched, images), seconds=seconds, local_updates=update.local_updates,
+                      final_loss=rec.loss_history[-1], restart_losses=list(rec.restart_losses),
+                      labels_correct=bool(torch.equal(rec.labels.sort().values, labels.sort().values)))
+        arrays = {"truth": images.numpy(), "reconstruction": matched.numpy(), "labels": labels.numpy(),
+                  "order": order, "loss_history": np.asarray(rec.loss_history)}
+        return result, arrays
