@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def _lpips_model(random_backbone: bool, device):
                 f"{_alexnet_weights_path().parent}. On a machine with a network run\n"
                 f"  python -c \"import torchvision; torchvision.models.alexnet(weights='IMAGENET1K_V1')\"\n"
                 f"or download {ALEXNET_URL} into that folder (set TORCH_HOME to move it).")
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated `pretrained=`
             torch.manual_seed(0)  # the random test backbone is the same every time
             model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=random_backbone,
                                 verbose=False)

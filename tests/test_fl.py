@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from giasok.fl import apply_update, client_update, fedavg_round, minibatch_schedule
+from giasok.models import build_model
+
+
+def _data(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def test_fedsgd_update_is_minus_lr_times_the_gradient():
+    model = build_model("convnet", 10, seed=0, width=4)
+    x, y = _data(3)
+    update = client_update(model, x, y, lr=0.05)
+    assert update.local_updates == 1 and update.batch_size == 3 and update.num_samples == 3
+    model.train()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    for name, p in model.named_parameters():
+        assert torch.allclose(update.delta[name], -0.05 * p.grad, atol=1e-7)
+        assert torch.allclose(update.as_gradient()[name], p.grad, atol=1e-5)
+
+
+def test_model_is_untouched_and_local_updates_counted():
+    model = build_model("convnet", 10, seed=0, width=4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = _data(8)
+    update = client_update(model, x, y, lr=0.1, epochs=2, batch_size=3)
+    assert update.local_updates == 2 * 3  # ⌈8/3⌉ = 3 steps per epoch
+    assert sorted(torch.cat(update.batches[:3]).tolist()) == list(range(8))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_update_is_deterministic_under_seed_even_with_dropout():
+    model = build_model("convnet", 10, seed=0, width=4, dropout=0.5)
+    x, y = _data(4)
+    a = client_update(model, x, y, lr=0.1, batch_size=2, seed=7)
+    b = client_update(model, x, y, lr=0.1, batch_size=2, seed=7)
+    assert all(torch.equal(a.delta[k], b.delta[k]) for k in a.delta)
+
+
+def test_impossible_sizes_are_rejected():
+    model = build_model("lenet", 10, seed=0)
+    x, y = _data(4)
+    with pytest.raises(ValueError, match="1 ≤ B ≤ N"):
+        client_update(model, x, y, lr=0.1, batch_size=5)
+    with pytest.raises(ValueError, match="E ≥ 1"):
+        client_update(model, x, y, lr=0.1, epochs=0)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        client_update(model, x, y, lr=0)
+    with pytest.raises(ValueError, match="N labels"):
+        client_update(model, x, y[:3], lr=0.1)
+    with pytest.raises(ValueError):
+        minibatch_schedule(0, None, 1, shuffle=False)
+
+
+def test_fedavg_round_is_the_sample_weighted_mean_of_client_models():
+    model = build_model("convnet", 10, seed=0, width=4)
+    clients = [_data(2, seed=1), _data(6, seed=2)]
+    new, updates = fedavg_round(model, clients, lr=0.1, batch_size=2, seed=3)
+    for name, p in new.named_parameters():
+        expected = dict(model.named_parameters())[name] + 0.25 * updates[0].delta[name] + 0.75 * updates[1].delta[name]
+        assert torch.allclose(p, expected, atol=1e-6)
+    one = apply_update(model, updates[1].delta, updates[1].buffers)
+    assert torch.equal(dict(one.named_buffers())["features.2.running_mean"], updates[1].buffers["features.2.running_mean"])

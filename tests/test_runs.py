@@ -1,0 +1,59 @@
+import dataclasses
+import json
+
+import pytest
+
+from giasok.profiles import PROFILES, get_profile
+from giasok.runs import GiaExperiment, config_hash, result_paths, run, run_grid
+
+TINY = dict(model_options=(("width", 4),), iterations=5)
+
+
+def test_result_is_stored_atomically_and_reloaded_not_recomputed(tmp_path):
+    config = GiaExperiment(**TINY)
+    first = run(config, root=tmp_path)
+    assert not first["cached"] and first["psnr"] > 0
+    assert first["lpips"] is None or first["lpips"] >= 0
+    paths = result_paths(config, tmp_path)
+    assert all(p.exists() for p in paths.values())
+    assert not list(tmp_path.rglob("*.tmp"))
+    stamp = paths["json"].stat().st_mtime_ns
+    second = run(config, root=tmp_path)
+    assert second["cached"] and second["psnr"] == first["psnr"]
+    assert (second["arrays"]["reconstruction"] == first["arrays"]["reconstruction"]).all()
+    assert paths["json"].stat().st_mtime_ns == stamp
+    stored = json.loads(paths["json"].read_text())
+    assert stored["config"] == json.loads(json.dumps(dataclasses.asdict(config))) and stored["hash"] == config_hash(config)
+
+
+def test_hash_changes_with_any_field():
+    base = GiaExperiment()
+    assert config_hash(base) == config_hash(GiaExperiment())
+    for field, value in [("seed", 1), ("iterations", 10), ("known_training_config", True), ("device", "cuda")]:
+        assert config_hash(dataclasses.replace(base, **{field: value})) != config_hash(base)
+
+
+def test_interrupted_grid_resumes_and_a_rerun_computes_nothing(tmp_path):
+    grid = [GiaExperiment(seed=s, epochs=u, **TINY) for s in range(2) for u in (1, 2)]
+    run_grid(grid[:2], root=tmp_path, progress=False)  # as if interrupted after two runs
+    resumed = run_grid(grid, root=tmp_path, progress=False)
+    assert [r["cached"] for r in resumed] == [True, True, False, False]
+    again = run_grid(grid, root=tmp_path, progress=False)
+    assert all(r["cached"] for r in again)
+    assert [r["local_updates"] for r in again] == [1, 2, 1, 2]
+
+
+def test_impossible_experiment_is_rejected_at_construction():
+    with pytest.raises(ValueError, match="batch_size must be in 1..N=2"):
+        GiaExperiment(num_samples=2, batch_size=3)
+    with pytest.raises(ValueError, match="labels must be"):
+        GiaExperiment(labels="guess")
+
+
+def test_profiles_override_only_what_is_given():
+    cpu = get_profile("cpu", local_updates=[1, 2], attack_iterations=None)
+    assert cpu.local_updates == [1, 2] and cpu.attack_iterations == PROFILES["cpu"].attack_iterations
+    with pytest.raises(ValueError, match="unknown profile 'gpu'"):
+        get_profile("gpu")
+    with pytest.raises(ValueError, match="unknown profile field"):
+        get_profile("smoke", iterations=3)
