@@ -56,7 +56,7 @@ def test_impossible_sizes_are_rejected():
 
 
 def test_fedavg_round_is_the_sample_weighted_mean_of_client_models():
-    model = build_model("convnet", 10, seed=0, width=4)
+    model = build_model("convnet", 10, seed=0, width=4, batch_norm=True)
     clients = [_data(2, seed=1), _data(6, seed=2)]
     new, updates = fedavg_round(model, clients, lr=0.1, batch_size=2, seed=3)
     for name, p in new.named_parameters():

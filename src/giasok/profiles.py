@@ -43,7 +43,7 @@ PROFILES = {
         table2_data=(("patches", 1),), minibatches=(1, 2), seeds=1,
     ),
     "cpu": Profile(
-        name="cpu", model="convnet", model_options=(("width", 32), ("batch_norm", False)),
+        name="cpu", model="convnet", model_options=(("width", 32),),
         attack_iterations=1500, attack_restarts=1, tv_weight=1e-4,
         table1_data=(("patches", 1), ("patches", 2)), local_updates=(1, 2, 4, 6, 8),
         table2_data=(("patches", 1), ("patches", 2)), minibatches=(1, 2, 3, 4, 6, 8, 10), seeds=1,
