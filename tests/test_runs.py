@@ -3,7 +3,9 @@ import json
 
 import pytest
 
-from giasok.profiles import PROFILES, get_profile
+import torch
+
+from giasok.profiles import PROFILES, check_device, get_profile
 from giasok.runs import GiaExperiment, config_hash, result_paths, run, run_grid
 
 TINY = dict(model_options=(("width", 4),), iterations=5)
@@ -52,8 +54,24 @@ def test_impossible_experiment_is_rejected_at_construction():
 
 def test_profiles_override_only_what_is_given():
     cpu = get_profile("cpu", local_updates=[1, 2], attack_iterations=None)
-    assert cpu.local_updates == [1, 2] and cpu.attack_iterations == PROFILES["cpu"].attack_iterations
+    assert cpu.local_updates == (1, 2) and cpu.attack_iterations == PROFILES["cpu"].attack_iterations
     with pytest.raises(ValueError, match="unknown profile 'gpu'"):
         get_profile("gpu")
     with pytest.raises(ValueError, match="unknown profile field"):
         get_profile("smoke", iterations=3)
+    with pytest.raises(ValueError, match="local_updates must be a non-empty list of positive integers"):
+        get_profile("smoke", local_updates=[1, 0])
+    with pytest.raises(ValueError, match="table1_data must be a list of"):
+        get_profile("smoke", table1_data=[["mnist", 4]])
+    with pytest.raises(ValueError, match="model must be one of"):
+        get_profile("smoke", model="vgg99")
+    assert get_profile("smoke", table2_data=[["patches", 2]]).table2_data == (("patches", 2),)
+
+
+def test_device_check_is_clear():
+    assert check_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="device must be"):
+        check_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            check_device("cuda")

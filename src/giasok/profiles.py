@@ -2,34 +2,37 @@
 
 * ``smoke`` — seconds; for tests and a quick check that a notebook runs end to end.
 * ``cpu`` — minutes per section on 2 CPU cores: the offline ``patches`` data, a width-32 ConvNet, and fewer
-  attack iterations, chosen so the paper's trends still show. The book here is built with it.
+  attack iterations and grid points, chosen so the paper's trends still show. The book here is built with it.
 * ``paper`` — the paper's settings (CIFAR10/100, its batch sizes and iteration counts, Appx B); meant
   for a GPU (``device="cuda"``).
 
 A profile changes sizes only, never the algorithm. ``get_profile(name, **overrides)`` returns the preset
-with some fields replaced (how a notebook's papermill parameters reach it); unknown names and fields raise.
+with some fields replaced (how a notebook's papermill parameters reach it); ``None`` keeps the preset's
+value, and unknown names, unknown fields or ill-typed values raise ``ValueError`` saying what is expected.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["Profile", "PROFILES", "get_profile"]
+__all__ = ["Profile", "PROFILES", "get_profile", "check_device"]
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    # victim model (paper §4.1: Geiping et al.'s ConvNet-style CNN; options as build_model takes them)
+    # victim model (paper §4.1: Geiping et al.'s ConvNet; options as build_model takes them)
     model: str
     model_options: tuple
-    # GIA-O
+    # GIA-O (Appx B: Adam; the paper runs 8000 iterations)
     attack_iterations: int
     attack_restarts: int
     tv_weight: float
-    # §4.1: (data set, N = B) for Table 1 and (data set, B) for Table 2
+    client_lr: float
+    # §4.1 Table 1: (data set, N = B) pairs and the U values
     table1_data: tuple
     local_updates: tuple
+    # §4.1 Table 2: (data set, B) pairs and the numbers of mini-batches N/B
     table2_data: tuple
     minibatches: tuple
     seeds: int  # victim batches averaged per table cell
@@ -38,31 +41,102 @@ class Profile:
 PROFILES = {
     "smoke": Profile(
         name="smoke", model="convnet", model_options=(("width", 4),),
-        attack_iterations=20, attack_restarts=1, tv_weight=1e-4,
+        attack_iterations=10, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
         table1_data=(("patches", 1),), local_updates=(1, 4),
         table2_data=(("patches", 1),), minibatches=(1, 2), seeds=1,
     ),
     "cpu": Profile(
         name="cpu", model="convnet", model_options=(("width", 32),),
-        attack_iterations=1500, attack_restarts=1, tv_weight=1e-4,
+        attack_iterations=600, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
         table1_data=(("patches", 1), ("patches", 2)), local_updates=(1, 2, 4, 6, 8),
-        table2_data=(("patches", 1), ("patches", 2)), minibatches=(1, 2, 3, 4, 6, 8, 10), seeds=1,
+        table2_data=(("patches", 1),), minibatches=(1, 2, 4, 6), seeds=1,
     ),
     "paper": Profile(
         name="paper", model="convnet", model_options=(("width", 64),),
-        attack_iterations=8000, attack_restarts=1, tv_weight=1e-4,
+        attack_iterations=8000, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
         table1_data=(("cifar10", 4), ("cifar100", 8)), local_updates=(1, 2, 4, 6, 8),
         table2_data=(("cifar10", 4), ("cifar100", 8)), minibatches=(1, 2, 3, 4, 6, 8, 10), seeds=4,
     ),
 }
 
 
+def _positive_ints(name, value):
+    if (not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+        raise ValueError(f"{name} must be a non-empty list of positive integers, got {value!r}")
+    return tuple(value)
+
+
+def _data_pairs(name, value):
+    from .data import DATASETS
+
+    ok = isinstance(value, (list, tuple)) and value and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and p[0] in DATASETS and isinstance(p[1], int) and p[1] >= 1
+        for p in value)
+    if not ok:
+        raise ValueError(f"{name} must be a list of [data set, size] pairs with a data set in {DATASETS} and "
+                         f"a positive size, got {value!r}")
+    return tuple((str(d), int(s)) for d, s in value)
+
+
+def _positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _model(name, value):
+    from .models import MODELS
+
+    if value not in MODELS:
+        raise ValueError(f"{name} must be one of {sorted(MODELS)}, got {value!r}")
+    return value
+
+
+def _options(name, value):
+    if isinstance(value, dict):
+        value = tuple(sorted(value.items()))
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
+        raise ValueError(f"{name} must be a dict or a list of [option, value] pairs, got {value!r}")
+    return tuple((str(k), v) for k, v in value)
+
+
+_CHECKS = {
+    "model": _model, "model_options": _options,
+    "attack_iterations": _positive_int, "attack_restarts": _positive_int, "seeds": _positive_int,
+    "tv_weight": _positive_float, "client_lr": _positive_float,
+    "table1_data": _data_pairs, "table2_data": _data_pairs,
+    "local_updates": _positive_ints, "minibatches": _positive_ints,
+}
+
+
 def get_profile(name: str, **overrides) -> Profile:
-    """The preset ``name`` with ``overrides`` applied; ``None`` values mean "take the preset's"."""
+    """The preset ``name`` with ``overrides`` applied (``None`` = keep the preset's value)."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; available: {', '.join(PROFILES)}")
-    fields = {f.name for f in dataclasses.fields(Profile)} - {"name"}
-    unknown = set(overrides) - fields
+    unknown = set(overrides) - set(_CHECKS)
     if unknown:
-        raise ValueError(f"unknown profile field(s) {sorted(unknown)}; available: {sorted(fields)}")
-    return dataclasses.replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
+        raise ValueError(f"unknown profile field(s) {sorted(unknown)}; available: {sorted(_CHECKS)}")
+    checked = {k: _CHECKS[k](k, v) for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(PROFILES[name], **checked)
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch can use it here, else a ``ValueError`` that says what is available."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be 'cpu' or 'cuda[:n]', got {device!r}") from error
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but this machine has no CUDA device; use device='cpu'")
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:n]', got {device!r}")
+    return str(parsed)
