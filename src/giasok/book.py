@@ -1,0 +1,290 @@
+"""Plumbing shared by the book's notebooks: parameters, claims, the scorecard, and static widgets.
+
+Notebooks stay thin: their first cell calls ``configure`` with the papermill parameters, they compute with
+the section modules, check the section's insight with ``record_claims`` and show reconstructions with
+``reconstruction_explorer``. The same helpers prepare executed notebooks for Jupyter Book
+(``python -m giasok.book prepare``) and write the intro's scorecard (``python -m giasok.book scorecard``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .profiles import Profile, check_device, get_profile
+
+__all__ = ["configure", "Claim", "record_claims", "reading", "reconstruction_grid", "reconstruction_explorer",
+           "png_bytes", "scorecard_markdown", "build_book", "execute", "CLAIMS_DIR"]
+
+CLAIMS_DIR = Path(os.environ.get("GIASOK_RESULTS", "results")) / "claims"
+
+
+def configure(profile: str, device: str, seed: int, **knobs) -> Profile:
+    """Validate a notebook's parameters and return the effective profile; shows it as a small table.
+
+    ``knobs`` are the section's overrides (``None`` = take the profile's value). Any bad value raises a
+    ``ValueError`` naming the parameter and what it accepts, so a wrong ``papermill -p`` fails at once.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_device(device)
+    settings = get_profile(profile, **knobs)
+    try:
+        import pandas as pd
+        from IPython.display import display
+
+        rows = [("profile", settings.name), ("device", device), ("seed", seed)]
+        rows += [(f.name, getattr(settings, f.name)) for f in dataclasses.fields(settings) if f.name != "name"]
+        table = pd.DataFrame([(k, str(v), "override" if knobs.get(k) is not None else "") for k, v in rows],
+                             columns=["setting", "value", ""]).set_index("setting")
+        display(table)
+    except ImportError:  # outside IPython: nothing to show
+        pass
+    return settings
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement of a section's insight, decided on the numbers a notebook just computed."""
+
+    section: str
+    claim: str
+    passed: bool
+    ours: str
+    paper: str
+
+
+def record_claims(section: str, profile: str, claims: list[Claim], *, root: str | os.PathLike | None = None):
+    """Store a section's claims for the scorecard, glue them into the book, and return them as a table."""
+    import pandas as pd
+
+    folder = Path(root) if root else CLAIMS_DIR
+    path = folder / profile / f"{section}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps([dataclasses.asdict(c) for c in claims], indent=1))
+    os.replace(tmp, path)
+    table = pd.DataFrame([dataclasses.asdict(c) for c in claims])
+    table["result"] = np.where(table["passed"], "PASS", "FAIL")
+    table = table[["claim", "result", "ours", "paper"]]
+    try:
+        from myst_nb import glue
+
+        glue(f"claims-{section}", table, display=False)
+        glue(f"claims-{section}-passed", f"{int(sum(c.passed for c in claims))}/{len(claims)}", display=False)
+    except ImportError:
+        pass
+    return table
+
+
+def scorecard_markdown(profile: str, *, root: str | os.PathLike | None = None) -> str:
+    """A Markdown table of every section's claims recorded at ``profile``."""
+    folder = (Path(root) if root else CLAIMS_DIR) / profile
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        return f"*No claims recorded at profile `{profile}` yet: run `make book PROFILE={profile}`.*\n"
+    lines = ["| section | claim | result | ours | paper |", "|---|---|---|---|---|"]
+    for file in files:
+        for c in json.loads(file.read_text()):
+            cells = [c["section"], c["claim"], "✅ pass" if c["passed"] else "❌ **fail**", c["ours"], c["paper"]]
+            lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def reading(claims: list[Claim], profile: str) -> str:
+    """A short reading of a section's outcome, written from the claims (so it cannot disagree with them)."""
+    passed = [c for c in claims if c.passed]
+    text = (f"At profile `{profile}`, **{len(passed)} of {len(claims)}** checks of this section's insight pass "
+            "on the numbers computed above.")
+    failed = [c for c in claims if not c.passed]
+    if failed:
+        text += " These do not hold in our runs, and we leave them standing rather than tune them away:\n\n"
+        text += "\n".join(f"- {c.claim} — ours: {c.ours}; paper: {c.paper}" for c in failed)
+    if profile != "paper":
+        text += ("\n\nThese are small runs (see the configuration table at the top): they test the direction "
+                 "of the paper's findings, not its exact values. `profile=paper` re-runs the paper's sizes.")
+    return text
+
+
+def _tile(batch: np.ndarray) -> np.ndarray:
+    """N×C×H×W → H×(N·W)×C, the batch side by side."""
+    return np.concatenate(list(np.asarray(batch).transpose(0, 2, 3, 1)), axis=1).clip(0, 1)
+
+
+def reconstruction_grid(table, results, *, x: str, row: str, seed: int | None = None):
+    """Ground truth and reconstructions: one row per value of ``row``, one column per value of ``x``."""
+    import matplotlib.pyplot as plt
+
+    seed = table.seed.min() if seed is None else seed
+    rows = list(dict.fromkeys(table[row]))
+    cols = sorted(table[x].unique())
+    fig, axes = plt.subplots(len(rows), len(cols) + 1, figsize=(1.6 * (len(cols) + 1), 1.8 * len(rows)),
+                             squeeze=False, constrained_layout=True)
+    for ax in axes.flat:
+        ax.axis("off")
+    for (_, r), result in zip(table.iterrows(), results):
+        if r.seed != seed:
+            continue
+        i, j = rows.index(r[row]), cols.index(r[x]) + 1
+        if axes[i, 0].images == []:
+            axes[i, 0].imshow(_tile(result["arrays"]["truth"]))
+            axes[i, 0].set_title(f"{r[row]}\nground truth", fontsize=8)
+        axes[i, j].imshow(_tile(result["arrays"]["reconstruction"]))
+        axes[i, j].set_title(f"{x}={r[x]}\n{r.psnr:.1f} dB", fontsize=8)
+    return fig
+
+
+def png_bytes(image: np.ndarray, *, scale: int = 4) -> bytes:
+    """A C×H×W image in [0, 1] as PNG bytes, enlarged ``scale``× with nearest-neighbour pixels."""
+    from PIL import Image
+
+    hwc = np.clip(np.round(np.asarray(image).transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8)
+    pil = Image.fromarray(hwc)
+    pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _panel(truth: list, reconstruction: list, caption: str):
+    import ipywidgets as widgets
+
+    def row(images, label):
+        return widgets.HBox([widgets.HTML(f"<small>{label}</small>", layout=widgets.Layout(width="110px"))]
+                            + [widgets.Image(value=png_bytes(img), format="png") for img in images])
+
+    return widgets.VBox([row(truth, "ground truth"), row(reconstruction, "reconstruction"), widgets.HTML(caption)])
+
+
+def reconstruction_explorer(panels: dict, *, slider_label: str, toggle_label: str | None = None):
+    """A widget that shows precomputed reconstructions and needs no kernel.
+
+    ``panels`` maps ``slider value -> (truth images, reconstructed images, caption)`` or, with a toggle,
+    ``(toggle value, slider value) -> …``. The slider (and toggle) are linked to ``Stack`` indices with
+    ``jslink``, so moving them in the static book switches panels in the browser.
+    """
+    import ipywidgets as widgets
+
+    keys = list(panels)
+    toggles = list(dict.fromkeys(k[0] for k in keys)) if toggle_label else [None]
+    steps = sorted({k[1] if toggle_label else k for k in keys})
+    slider = widgets.SelectionSlider(options=[str(s) for s in steps], description=slider_label,
+                                     continuous_update=True, layout=widgets.Layout(width="420px"))
+    stacks = []
+    for t in toggles:
+        children = [_panel(*panels.get((t, s) if toggle_label else s, ([], [], "not computed"))) for s in steps]
+        stack = widgets.Stack(children, selected_index=0)
+        widgets.jslink((slider, "index"), (stack, "selected_index"))
+        stacks.append(stack)
+    controls, view = [slider], stacks[0]
+    if toggle_label:
+        toggle = widgets.ToggleButtons(options=[str(t) for t in toggles], description=toggle_label)
+        view = widgets.Stack(stacks, selected_index=0)
+        widgets.jslink((toggle, "index"), (view, "selected_index"))
+        controls.append(toggle)
+    return widgets.VBox([widgets.HBox(controls), view])
+
+
+# -- building the book: used by the Makefile and the tests -------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository (the package is installed in editable mode)
+
+
+def notebook_paths(selector: str | None = None) -> list[Path]:
+    """The section notebooks, or those whose file name starts with ``selector`` (e.g. "01")."""
+    paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    chosen = [p for p in paths if selector is None or p.name.startswith(selector)]
+    if not chosen:
+        raise SystemExit(f"no notebook matches {selector!r}; available: {', '.join(p.stem for p in paths)}")
+    return chosen
+
+
+def prepare_executed(path: Path):
+    """Hide the parameters and papermill's injected-parameters cells in the rendered book."""
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def execute(notebook: Path, output: Path, *, profile: str, device: str, parameters: dict | None = None,
+            progress: bool = True) -> Path:
+    """Execute one notebook with papermill (kernel in the repository root) and prepare it for the book."""
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    print(f"executing {notebook.name} (profile={profile}, device={device}) -> {output}", flush=True)
+    papermill.execute_notebook(str(notebook), str(output), cwd=str(ROOT), progress_bar=progress,
+                               parameters=dict(parameters or {}, profile=profile, device=device),
+                               kernel_name="python3", request_save_on_cell_execute=True)
+    prepare_executed(output)
+    return output
+
+
+def build_book(*, profile: str, device: str, build: Path, selector: str | None = None, progress: bool = True) -> Path:
+    """Execute the notebooks into ``build/executed/<profile>``, stage them with ``book/`` and the offline
+    JavaScript, and build the HTML book with Jupyter Book (warnings are errors). Returns index.html."""
+    import shutil
+    import subprocess
+
+    executed = build / "executed" / profile
+    for notebook in notebook_paths(selector):
+        execute(notebook, executed / notebook.name, profile=profile, device=device, progress=progress)
+    stage = build / "book-src"
+    shutil.rmtree(stage, ignore_errors=True)
+    shutil.copytree(ROOT / "book", stage)
+    shutil.copytree(executed, stage / "notebooks")
+    static = stage / "_static"
+    modules = ROOT / "node_modules"
+    if not (modules / "@jupyter-widgets" / "html-manager").is_dir():
+        raise SystemExit("node_modules is missing: run `npm ci` (the Makefile's book target does)")
+    shutil.copytree(modules / "@jupyter-widgets" / "html-manager" / "dist", static / "html-manager",
+                    ignore=shutil.ignore_patterns("*.map"))
+    shutil.copy(modules / "requirejs" / "require.js", static / "require.js")
+    shutil.copytree(modules / "mathjax" / "es5", static / "mathjax")
+    (stage / "scorecard.md").write_text(scorecard_markdown(profile))
+    (stage / "profile.txt").write_text(profile)
+    command = [sys.executable, "-m", "jupyter_book", "build", str(stage), "--path-output", str(build),
+               "--warningiserror", "--nitpick", "--keep-going", "--all"]
+    print("building the book:", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+    index = build / "_build" / "html" / "index.html"
+    print(f"book ready: {index.resolve()}")
+    return index
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m giasok.book")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in [("build", "execute every notebook and build the HTML book"),
+                            ("run", "execute one section's notebook")]:
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--profile", default="cpu")
+        cmd.add_argument("--device", default="cpu")
+        cmd.add_argument("--build", type=Path, default=ROOT / "build")
+        cmd.add_argument("selector", nargs="?" if name == "build" else None, help="notebook prefix, e.g. 01")
+    prep = sub.add_parser("prepare", help="hide parameter cells of executed notebooks")
+    prep.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        build_book(profile=args.profile, device=args.device, build=args.build, selector=args.selector)
+    elif args.command == "run":
+        for notebook in notebook_paths(args.selector):
+            execute(notebook, args.build / "executed" / args.profile / notebook.name,
+                    profile=args.profile, device=args.device)
+    else:
+        for path in args.notebooks:
+            prepare_executed(path)
+
+
+if __name__ == "__main__":
+    main()
