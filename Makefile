@@ -1,26 +1,45 @@
 # giasok — `make test` is the one test command (CI runs it through .ci/run).
-PYTHON ?= python3.11
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PYTHON  ?= python3.11
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+NODE    := node_modules/.installed
+PROFILE ?= cpu
+DEVICE  ?= cpu
+NB      ?=
+BUILD   ?= build
 
-.PHONY: install test bench clean
+.PHONY: install test bench book run clean
 
-# Create the virtual environment and install the package with its pinned dependencies.
-# pip takes torch/torchvision from this machine's wheel store (see README); re-run when pyproject changes.
+# The virtual environment with the package, its pinned dependencies and the book tools. pip takes
+# torch/torchvision from this machine's wheel store (see README). Re-runs when pyproject changes.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,book]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The book's JavaScript (widget manager, require.js, MathJax), served from the build: no CDN.
+$(NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE)
 
-test: $(STAMP)
-	$(PY) -m pytest -v --durations=15
+install: $(STAMP) $(NODE)
+
+test: install
+	$(PY) -m pytest -v --durations=20
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
 
+# Execute every notebook with papermill at PROFILE/DEVICE, then build the HTML book.
+book: install
+	$(PY) -m giasok.book build --profile $(PROFILE) --device $(DEVICE) --build $(BUILD)
+
+# Execute one section, e.g. `make run NB=01 PROFILE=paper DEVICE=cuda`.
+run: install
+	@test -n "$(NB)" || { echo "usage: make run NB=01 [PROFILE=cpu] [DEVICE=cpu]"; exit 2; }
+	$(PY) -m giasok.book run --profile $(PROFILE) --device $(DEVICE) --build $(BUILD) $(NB)
+
 clean:
-	rm -rf $(VENV) results build .pytest_cache
+	rm -rf $(VENV) node_modules results $(BUILD) .pytest_cache

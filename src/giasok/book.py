@@ -21,9 +21,13 @@ import numpy as np
 from .profiles import Profile, check_device, get_profile
 
 __all__ = ["configure", "Claim", "record_claims", "reading", "reconstruction_grid", "reconstruction_explorer",
-           "png_bytes", "scorecard_markdown", "build_book", "execute", "CLAIMS_DIR"]
+           "png_bytes", "scorecard_markdown", "build_book", "execute", "claims_dir"]
 
-CLAIMS_DIR = Path(os.environ.get("GIASOK_RESULTS", "results")) / "claims"
+
+
+def claims_dir() -> Path:
+    """Where sections record their claims: ``$GIASOK_RESULTS/claims`` (default ``results/claims``)."""
+    return Path(os.environ.get("GIASOK_RESULTS", "results")) / "claims"
 
 
 def configure(profile: str, device: str, seed: int, **knobs) -> Profile:
@@ -65,7 +69,7 @@ def record_claims(section: str, profile: str, claims: list[Claim], *, root: str 
     """Store a section's claims for the scorecard, glue them into the book, and return them as a table."""
     import pandas as pd
 
-    folder = Path(root) if root else CLAIMS_DIR
+    folder = Path(root) if root else claims_dir()
     path = folder / profile / f"{section}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -86,14 +90,14 @@ def record_claims(section: str, profile: str, claims: list[Claim], *, root: str 
 
 def scorecard_markdown(profile: str, *, root: str | os.PathLike | None = None) -> str:
     """A Markdown table of every section's claims recorded at ``profile``."""
-    folder = (Path(root) if root else CLAIMS_DIR) / profile
+    folder = (Path(root) if root else claims_dir()) / profile
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
         return f"*No claims recorded at profile `{profile}` yet: run `make book PROFILE={profile}`.*\n"
     lines = ["| section | claim | result | ours | paper |", "|---|---|---|---|---|"]
     for file in files:
         for c in json.loads(file.read_text()):
-            cells = [c["section"], c["claim"], "✅ pass" if c["passed"] else "❌ **fail**", c["ours"], c["paper"]]
+            cells = [c["section"], c["claim"], "PASS" if c["passed"] else "**FAIL**", c["ours"], c["paper"]]
             lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -230,6 +234,22 @@ def execute(notebook: Path, output: Path, *, profile: str, device: str, paramete
     return output
 
 
+def _stage_toc(stage: Path):
+    """Keep only the table-of-contents chapters that exist in the staged book (a partial build, e.g. one
+    selected notebook), and say which were left out."""
+    lines = (stage / "_toc.yml").read_text().splitlines()
+    kept = []
+    for line in lines:
+        entry = line.strip()
+        if entry.startswith("- file:"):
+            name = entry.split(":", 1)[1].strip()
+            if not any((stage / f"{name}{ext}").exists() for ext in (".md", ".ipynb")):
+                print(f"note: chapter {name} left out of this build (not executed)", flush=True)
+                continue
+        kept.append(line)
+    (stage / "_toc.yml").write_text("\n".join(kept) + "\n")
+
+
 def build_book(*, profile: str, device: str, build: Path, selector: str | None = None, progress: bool = True) -> Path:
     """Execute the notebooks into ``build/executed/<profile>``, stage them with ``book/`` and the offline
     JavaScript, and build the HTML book with Jupyter Book (warnings are errors). Returns index.html."""
@@ -243,17 +263,19 @@ def build_book(*, profile: str, device: str, build: Path, selector: str | None =
     shutil.rmtree(stage, ignore_errors=True)
     shutil.copytree(ROOT / "book", stage)
     shutil.copytree(executed, stage / "notebooks")
-    static = stage / "_static"
+    static = stage / "_offline"  # see html_static_path in book/_config.yml
     modules = ROOT / "node_modules"
     if not (modules / "@jupyter-widgets" / "html-manager").is_dir():
         raise SystemExit("node_modules is missing: run `npm ci` (the Makefile's book target does)")
     shutil.copytree(modules / "@jupyter-widgets" / "html-manager" / "dist", static / "html-manager",
                     ignore=shutil.ignore_patterns("*.map"))
     shutil.copy(modules / "requirejs" / "require.js", static / "require.js")
+    shutil.move(stage / "widgets-offline.js", static / "widgets-offline.js")
     shutil.copytree(modules / "mathjax" / "es5", static / "mathjax")
-    (stage / "scorecard.md").write_text(scorecard_markdown(profile))
-    (stage / "profile.txt").write_text(profile)
-    command = [sys.executable, "-m", "jupyter_book", "build", str(stage), "--path-output", str(build),
+    (stage / "scorecard.md").write_text(f"This copy was built with profile **`{profile}`**.\n\n"
+                                        + scorecard_markdown(profile))
+    _stage_toc(stage)
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(stage), "--path-output", str(build),
                "--warningiserror", "--nitpick", "--keep-going", "--all"]
     print("building the book:", " ".join(command), flush=True)
     subprocess.run(command, check=True)

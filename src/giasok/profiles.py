@@ -47,7 +47,7 @@ PROFILES = {
     ),
     "cpu": Profile(
         name="cpu", model="convnet", model_options=(("width", 32),),
-        attack_iterations=600, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
+        attack_iterations=400, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
         table1_data=(("patches", 1), ("patches", 2)), local_updates=(1, 2, 4, 6, 8),
         table2_data=(("patches", 1),), minibatches=(1, 2, 4, 6), seeds=1,
     ),

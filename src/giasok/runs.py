@@ -35,7 +35,11 @@ __all__ = ["CACHE_VERSION", "GiaExperiment", "run", "run_grid", "config_hash", "
 
 # Bump when a change to the code changes what a cached configuration would compute.
 CACHE_VERSION = 1
-RESULTS = Path(os.environ.get("GIASOK_RESULTS", "results"))
+
+
+def results_dir() -> Path:
+    """The result cache: ``$GIASOK_RESULTS`` if set, else ``results/`` in the working directory."""
+    return Path(os.environ.get("GIASOK_RESULTS", "results"))
 
 
 def config_hash(config) -> str:
@@ -46,7 +50,7 @@ def config_hash(config) -> str:
 
 
 def result_paths(config, root: str | os.PathLike | None = None) -> dict:
-    base = Path(root or RESULTS) / type(config).__name__ / config_hash(config)
+    base = Path(root or results_dir()) / type(config).__name__ / config_hash(config)
     return {"json": base.with_suffix(".json"), "npz": base.with_suffix(".npz"), "png": base.with_suffix(".png")}
 
 

@@ -1,0 +1,147 @@
+"""The book pipeline end to end at the smoke profile: papermill → Jupyter Book → a browser with no network."""
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from giasok import book
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "test-smoke"  # ignored; screenshots land here for a person to look at
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    os.environ["GIASOK_RESULTS"] = str(results)  # inherited by the papermill kernels
+    try:
+        shutil.rmtree(BUILD, ignore_errors=True)
+        index = book.build_book(profile="smoke", device="cpu", build=BUILD, progress=False)
+    finally:
+        del os.environ["GIASOK_RESULTS"]
+    return index, results
+
+
+def test_committed_notebooks_carry_no_outputs_and_take_parameters():
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        cells = json.loads(path.read_text())["cells"]
+        code = [c for c in cells if c["cell_type"] == "code"]
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), path.name
+        tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: one cell must be tagged 'parameters'"
+        assert all(f"{name} =" in "".join(tagged[0]["source"]) for name in ("profile", "device", "seed"))
+
+
+def test_every_notebook_ran_to_the_end_at_smoke(built_book):
+    executed = sorted((BUILD / "executed" / "smoke").glob("*.ipynb"))
+    assert [p.name for p in executed] == [p.name for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
+    for path in executed:
+        code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        assert all(c["execution_count"] is not None for c in code), f"{path.name} stopped early"
+        assert not any(o["output_type"] == "error" for c in code for o in c["outputs"]), path.name
+
+
+def test_book_built_without_warnings_and_with_a_scorecard(built_book):
+    index, results = built_book
+    html = index.parent
+    assert (html / "notebooks" / "01_training_setup.html").exists()
+    claims = json.loads((results / "claims" / "smoke" / "4.1.json").read_text())
+    assert claims and {"claim", "passed", "ours", "paper"} <= set(claims[0])
+    intro = (html / "intro.html").read_text()
+    assert "Scorecard" in intro and claims[0]["claim"].split("(")[0].strip() in intro
+    assert "smoke" in intro  # the intro says which profile built this copy
+    page = (html / "notebooks" / "01_training_setup.html").read_text()
+    assert "injected-parameters" not in page and "Parameters (papermill)" not in page
+    for name in ("_static/require.js", "_static/html-manager/embed-amd.js", "_static/widgets-offline.js"):
+        assert (html / name).exists()
+
+
+def test_a_bad_parameter_fails_in_the_first_cell(tmp_path):
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError, match="local_updates must be"):
+        book.execute(ROOT / "notebooks" / "01_training_setup.ipynb", tmp_path / "bad.ipynb", profile="smoke",
+                     device="cpu", parameters={"local_updates": [0, 2]}, progress=False)
+    with pytest.raises(papermill.PapermillExecutionError, match="unknown profile 'huge'"):
+        book.execute(ROOT / "notebooks" / "01_training_setup.ipynb", tmp_path / "bad.ipynb", profile="huge",
+                     device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def browser_page(built_book):
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is required under CI=true (.ci/run installs Debian's chromium)")
+        pytest.skip("no Chromium on this machine: install Debian's 'chromium' to run the browser test")
+    from playwright.sync_api import sync_playwright
+
+    html = built_book[0].parent
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(html)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    outside = []
+
+    def only_the_build(route):  # everything outside the build folder is blocked, and remembered
+        url = route.request.url
+        if url.startswith((base, "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("**/*", only_the_build)
+        yield page, base, outside
+        browser.close()
+    server.shutdown()
+
+
+def test_slider_switches_reconstructions_in_the_static_page(browser_page):
+    page, base, outside = browser_page
+    failures = []
+    page.on("response", lambda r: failures.append(r.url) if r.status >= 400 else None)
+    page.goto(base + "notebooks/01_training_setup.html")
+    handle = page.locator(".widget-slider .noUi-handle").first
+    handle.wait_for(timeout=30000)
+
+    def captions():
+        return [t for t in page.locator(".widget-html-content:visible").all_inner_texts() if "PSNR" in t]
+
+    before = captions()
+    assert before and before[0].startswith("U = 1")
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => [...document.querySelectorAll('.widget-html-content')]"
+                           ".some(e => e.offsetParent !== null && e.innerText.startsWith('U = 4'))", timeout=5000)
+    after = captions()
+    assert after[0] != before[0] and after[0].startswith("U = 4")
+    page.screenshot(path=str(BUILD / "screenshot-01-training-setup.png"), full_page=True)
+    assert outside == [], f"the page tried to reach outside the build folder: {outside}"
+    assert failures == [], f"missing files: {failures}"
+
+
+def test_intro_scorecard_renders(browser_page):
+    page, base, outside = browser_page
+    page.goto(base + "intro.html")
+    page.wait_for_selector("section#scorecard table")
+    assert page.locator("table").count() >= 1
+    page.screenshot(path=str(BUILD / "screenshot-intro.png"), full_page=True)
+    assert outside == []
