@@ -78,14 +78,17 @@ def record_claims(section: str, profile: str, claims: list[Claim], *, root: str 
     table = pd.DataFrame([dataclasses.asdict(c) for c in claims])
     table["result"] = np.where(table["passed"], "PASS", "FAIL")
     table = table[["claim", "result", "ours", "paper"]]
+    styled = (table.style.hide(axis="index")
+              .map(lambda v: f"color: {'#1a7f37' if v == 'PASS' else '#cf222e'}; font-weight: bold",
+                   subset=["result"]))
     try:
         from myst_nb import glue
 
-        glue(f"claims-{section}", table, display=False)
+        glue(f"claims-{section}", styled, display=False)
         glue(f"claims-{section}-passed", f"{int(sum(c.passed for c in claims))}/{len(claims)}", display=False)
     except ImportError:
         pass
-    return table
+    return styled
 
 
 def scorecard_markdown(profile: str, *, root: str | os.PathLike | None = None) -> str:
@@ -137,7 +140,7 @@ def reconstruction_grid(table, results, *, x: str, row: str, seed: int | None = 
         if r.seed != seed:
             continue
         i, j = rows.index(r[row]), cols.index(r[x]) + 1
-        if axes[i, 0].images == []:
+        if not axes[i, 0].images:
             axes[i, 0].imshow(_tile(result["arrays"]["truth"]))
             axes[i, 0].set_title(f"{r[row]}\nground truth", fontsize=8)
         axes[i, j].imshow(_tile(result["arrays"]["reconstruction"]))
