@@ -33,12 +33,12 @@ from torch.func import functional_call, grad
 from tqdm import tqdm
 
 from .fl import ClientUpdate
-from .priors import PRIORS
+from .priors import PRIORS, PriorContext
 
 __all__ = ["Reconstruction", "invert", "infer_labels", "simulated_update", "matching_loss", "OBJECTIVES",
            "METHODS"]
 
-METHODS = ("gia-o",)
+METHODS = ("gia-o", "gia-l")
 
 
 @dataclass(frozen=True)
@@ -139,16 +139,17 @@ def infer_labels(model: nn.Module, update: ClientUpdate, *, seed: int = 0) -> to
     return torch.repeat_interleave(torch.arange(len(counts)), counts)
 
 
-def matching_loss(model, params, buffers, images, labels, batches, lr, observed, objective, priors):
-    """Dist(ΔŴ(images), ΔW) + Σ weight · prior(images): the quantity GIA-O minimises."""
+def matching_loss(model, params, buffers, images, labels, batches, lr, observed, objective, priors, context=None):
+    """Dist(ΔŴ(images), ΔW) + Σ weight · prior(images, context): the quantity GIA-O and GIA-L minimise."""
     simulated = simulated_update(model, params, buffers, images, labels, batches, lr)
     loss = OBJECTIVES[objective](simulated, observed)
     for name, weight in priors.items():
-        loss = loss + weight * PRIORS[name](images)
+        loss = loss + weight * PRIORS[name](images, context)
     return loss
 
 
-def _check_invert_args(method, objective, priors, iterations, restarts, lr, labels, update):
+def _check_invert_args(method, objective, priors, iterations, restarts, lr, labels, update, generator,
+                       generator_iterations):
     if method not in METHODS:
         raise ValueError(f"unknown attack method {method!r}; available: {', '.join(METHODS)}")
     if objective not in OBJECTIVES:
@@ -156,24 +157,70 @@ def _check_invert_args(method, objective, priors, iterations, restarts, lr, labe
     unknown = set(priors) - set(PRIORS)
     if unknown:
         raise ValueError(f"unknown prior(s) {sorted(unknown)}; available: {', '.join(PRIORS)}")
-    if iterations < 1 or restarts < 1 or lr <= 0:
-        raise ValueError(f"need iterations ≥ 1, restarts ≥ 1, lr > 0; got {iterations}, {restarts}, {lr}")
+    if iterations < 1 or restarts < 1 or lr <= 0 or generator_iterations < 0:
+        raise ValueError(f"need iterations ≥ 1, restarts ≥ 1, lr > 0, generator_iterations ≥ 0; "
+                         f"got {iterations}, {restarts}, {lr}, {generator_iterations}")
     if labels is not None and len(labels) != update.num_samples:
         raise ValueError(f"got {len(labels)} labels for an update of N={update.num_samples} samples")
+    if method == "gia-l" and generator is None:
+        raise ValueError("method='gia-l' needs a generator (e.g. giasok.generative.train_dcgan(...))")
+    if "bn" in priors and update.bn_statistics is None:
+        raise ValueError("the 'bn' prior needs the client's BatchNorm statistics: the update carries them only "
+                         "when the protocol shares them (client_update(..., share_bn_statistics=True))")
+
+
+def _descend(variables: list, loss_fn, iterations: int, lr: float, *, signed: bool, box: bool, desc: str,
+             progress: bool) -> list:
+    """Adam on ``variables`` with 10× decays at 3/8, 5/8 and 7/8 of the run; returns the loss per iteration.
+
+    ``signed`` replaces gradients by their sign (Geiping et al.'s pixel updates); ``box`` projects into [0, 1].
+    """
+    optimizer = torch.optim.Adam(variables, lr=lr)
+    milestones = [math.floor(iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    history = []
+    bar = tqdm(range(iterations), desc=desc, disable=not progress, mininterval=1.0, leave=False)
+    for it in bar:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        if signed:
+            for v in variables:
+                v.grad.sign_()
+        optimizer.step()
+        schedule.step()
+        if box:
+            with torch.no_grad():
+                for v in variables:
+                    v.clamp_(0, 1)
+        history.append(loss.item())
+        if it % 100 == 0:
+            bar.set_postfix(loss=f"{history[-1]:.4f}")
+    return history
 
 
 def invert(model: nn.Module, update: ClientUpdate, *, labels: torch.Tensor | None = None,
            known_training_config: bool = False, iterations: int = 1500, lr: float = 0.1,
            objective: str = "cosine", priors: dict | None = None, restarts: int = 1, seed: int = 0,
-           device: str | torch.device = "cpu", progress: bool = False, method: str = "gia-o") -> Reconstruction:
+           device: str | torch.device = "cpu", progress: bool = False, method: str = "gia-o",
+           generator: nn.Module | None = None, generator_iterations: int = 0,
+           generator_lr: float = 1e-4) -> Reconstruction:
     """Reconstruct the client's N samples from ``update``, the change it made to ``model`` (W_0).
+
+    ``method="gia-o"`` optimises pixels for ``iterations`` steps of Adam at ``lr``. ``method="gia-l"``
+    (GIAS, Jeon et al. 2021) needs a ``generator`` mapping latents (N × ``generator.latent_dim``) to [0, 1]
+    images: stage 1 optimises the latents for ``iterations`` steps at ``lr`` (restarts keep the best), stage
+    2 optimises a private copy of the generator's parameters for ``generator_iterations`` steps at
+    ``generator_lr`` with the latents fixed. The generator runs in eval mode and the caller's copy is not
+    modified. ``priors`` apply to the images in both methods.
 
     >>> rec = invert(model, update, priors={"tv": 1e-4}, iterations=1500)   # doctest: +SKIP
     >>> rec.images.shape                                                    # doctest: +SKIP
     torch.Size([1, 3, 32, 32])
     """
     priors = dict(priors or {})
-    _check_invert_args(method, objective, priors, iterations, restarts, lr, labels, update)
+    _check_invert_args(method, objective, priors, iterations, restarts, lr, labels, update, generator,
+                       generator_iterations)
     device = torch.device(device)
     net = copy.deepcopy(model).to(device)
     net.train(update.bn_mode == "train")
@@ -186,42 +233,61 @@ def invert(model: nn.Module, update: ClientUpdate, *, labels: torch.Tensor | Non
     batches = (update.batches if known_training_config
                else (torch.arange(update.num_samples),))
     batches = tuple(idx.to(device) for idx in batches)
-    shape = (update.num_samples, *update.image_shape)
-    milestones = [math.floor(iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+    context = PriorContext(model=net, params=params, buffers=buffers, first_batch=batches[0],
+                           bn_statistics=_to(update.bn_statistics, device))
 
     def loss_of(x):
-        return matching_loss(net, params, buffers, x, labels, batches, update.lr, observed, objective, priors)
+        return matching_loss(net, params, buffers, x, labels, batches, update.lr, observed, objective, priors,
+                             context)
 
-    best = None
-    restart_losses = []
+    name = method.upper()
+    candidates = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)  # dropout masks inside the simulation
         for restart in range(restarts):
             init = torch.Generator().manual_seed(seed * 1_000_003 + restart)
-            x = torch.rand(shape, generator=init).to(device).requires_grad_(True)
-            optimizer = torch.optim.Adam([x], lr=lr)
-            schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-            history = []
-            bar = tqdm(range(iterations), desc=f"GIA-O restart {restart + 1}/{restarts}", disable=not progress,
-                       mininterval=1.0, leave=False)
-            for it in bar:
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_of(x)
-                loss.backward()
-                x.grad.sign_()
-                optimizer.step()
-                schedule.step()
-                with torch.no_grad():
-                    x.clamp_(0, 1)
-                history.append(loss.item())
-                if it % 100 == 0:
-                    bar.set_postfix(loss=f"{history[-1]:.4f}")
-            final = loss_of(x.detach()).item()
-            restart_losses.append(final)
-            if best is None or final < best[0]:
-                best = (final, x.detach().cpu(), tuple(history))
+            desc = f"{name} restart {restart + 1}/{restarts}"
+            if method == "gia-o":
+                x = torch.rand((update.num_samples, *update.image_shape), generator=init).to(device)
+                x.requires_grad_(True)
+                history = _descend([x], lambda: loss_of(x), iterations, lr, signed=True, box=True, desc=desc,
+                                   progress=progress)
+                variables = x.detach()
+            else:
+                g = _frozen_copy(generator, device)
+                z = torch.randn((update.num_samples, g.latent_dim), generator=init).to(device).requires_grad_(True)
+                history = _descend([z], lambda: loss_of(g(z)), iterations, lr, signed=False, box=False,
+                                   desc=desc + " (latent)", progress=progress)
+                variables = z.detach()
+            final = loss_of(variables if method == "gia-o" else g(variables)).item()
+            candidates.append((final, variables, history))
+    final, variables, history = min(candidates, key=lambda c: c[0])
+    stages = [len(history)]
+    if method == "gia-o":
+        images = variables
+    else:
+        g = _frozen_copy(generator, device)
+        weights = [p.requires_grad_(True) for p in g.parameters()]
+        history = history + _descend(weights, lambda: loss_of(g(variables)), generator_iterations, generator_lr,
+                                     signed=False, box=False, desc=f"{name} generator", progress=progress)
+        stages.append(len(history))
+        with torch.no_grad():
+            images = g(variables)
     config = dict(method=method, known_training_config=known_training_config, iterations=iterations, lr=lr,
-                  objective=objective, priors=priors, restarts=restarts, seed=seed,
-                  labels_inferred=labels_inferred)
-    return Reconstruction(images=best[1], labels=labels.cpu(), loss_history=best[2],
-                          restart_losses=tuple(restart_losses), config=config)
+                  objective=objective, priors=priors, restarts=restarts, seed=seed, labels_inferred=labels_inferred,
+                  generator_iterations=generator_iterations if method == "gia-l" else 0, stage_ends=stages)
+    return Reconstruction(images=images.detach().cpu(), labels=labels.cpu(), loss_history=tuple(history),
+                          restart_losses=tuple(c[0] for c in candidates), config=config)
+
+
+def _frozen_copy(generator: nn.Module, device) -> nn.Module:
+    g = copy.deepcopy(generator).to(device).eval()
+    for p in g.parameters():
+        p.requires_grad_(False)
+    return g
+
+
+def _to(statistics, device):
+    if statistics is None:
+        return None
+    return {name: tuple(t.to(device) for t in pair) for name, pair in statistics.items()}

@@ -40,6 +40,9 @@ class ClientUpdate:
     buffers: dict  # the client's BatchNorm running statistics after training (for FedAvg aggregation)
     image_shape: tuple  # C, H, W: the data shape, level-0 knowledge of the adversary
     bn_mode: str = "train"
+    # BatchNorm layer name -> (mean, variance) of its input on the first mini-batch at W_0: present only
+    # when the protocol shares them (assumption level 4, Yin et al.'s prior), otherwise None
+    bn_statistics: dict | None = None
 
     @property
     def local_updates(self) -> int:
@@ -66,10 +69,11 @@ def minibatch_schedule(num_samples: int, batch_size: int | None, epochs: int, *,
 
 def client_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, lr: float, epochs: int = 1,
                   batch_size: int | None = None, shuffle: bool = True, seed: int = 0,
-                  device: str | torch.device = "cpu") -> ClientUpdate:
+                  device: str | torch.device = "cpu", share_bn_statistics: bool = False) -> ClientUpdate:
     """Train a copy of ``model`` (W_0) on the client's data and return W_U − W_0 with its training config.
 
     ``shuffle`` reshuffles the samples each epoch (with ``seed``); with one full batch it changes nothing.
+    ``share_bn_statistics`` makes the client also share its BatchNorm input statistics of the first step.
     The model passed in is left untouched.
     """
     if images.ndim != 4 or len(images) != len(labels):
@@ -82,6 +86,13 @@ def client_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     start = {name: p.detach().clone() for name, p in local.named_parameters()}
     images, labels = images.to(device), labels.to(device)
     optimizer = torch.optim.SGD(local.parameters(), lr=lr)
+    statistics = None
+    if share_bn_statistics:
+        from .priors import batchnorm_input_statistics
+
+        with torch.no_grad():
+            statistics = {name: (m.cpu(), v.cpu()) for name, (m, v)
+                          in batchnorm_input_statistics(local, images[batches[0]]).items()}
     with torch.random.fork_rng(devices=[]):  # dropout masks: deterministic under the seed
         torch.manual_seed(seed)
         for idx in batches:
@@ -92,7 +103,7 @@ def client_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     buffers = {name: b.detach().cpu().clone() for name, b in local.named_buffers()}
     return ClientUpdate(delta=delta, lr=lr, epochs=epochs, batch_size=batch_size or len(images),
                         num_samples=len(images), batches=batches, buffers=buffers,
-                        image_shape=tuple(images.shape[1:]))
+                        image_shape=tuple(images.shape[1:]), bn_statistics=statistics)
 
 
 def apply_update(model: nn.Module, delta: dict, buffers: dict | None = None) -> nn.Module:

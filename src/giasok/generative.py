@@ -1,0 +1,181 @@
+"""Generative image priors for GIA-L (paper §2.3, assumption level 2; §4.2.1 and Appx B.I).
+
+GIA-L searches the latent space of a generator trained on the client's data distribution instead of
+pixel space (Jeon et al.'s GIAS; Li et al.'s GGL). The paper uses a pre-trained DCGAN (Radford et al.,
+2016) for CIFAR and BigGAN for ImageNet. No pre-trained weights can be fetched here, so the library trains
+its own DCGAN and caches it:
+
+* ``train_dcgan(dataset, resolution, …)`` — a DCGAN for ``resolution``² images (a power of two ≥ 16),
+  trained with the standard recipe (Adam 2e-4, β₁ = 0.5, non-saturating BCE loss) and stored under
+  ``data/generators/`` by a hash of its full configuration; a second call with the same configuration
+  loads it instead of retraining. Its output is in [0, 1], like every image in this library.
+* ``load_biggan(...)`` — BigGAN through the optional ``pytorch-pretrained-biggan`` package, which downloads
+  its weights: only on a machine with a network, and a clear error otherwise (never a silent fallback).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+__all__ = ["DCGANConfig", "DCGANGenerator", "train_dcgan", "load_biggan", "GeneratorUnavailable"]
+
+
+class GeneratorUnavailable(RuntimeError):
+    """A generator's weights or package are not available on this machine."""
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    """Everything that determines a trained DCGAN (and so its cache name)."""
+
+    dataset: str = "patches"
+    resolution: int = 32
+    latent_dim: int = 100
+    width: int = 64  # feature maps of the last generator / first discriminator layer
+    iterations: int = 3000
+    batch_size: int = 64
+    lr: float = 2e-4
+    seed: int = 0
+
+
+class DCGANGenerator(nn.Module):
+    """z ∈ ℝ^latent_dim → image in [0, 1]: a 4×4 projection, then stride-2 transposed convolutions."""
+
+    def __init__(self, resolution: int = 32, latent_dim: int = 100, width: int = 64, channels: int = 3):
+        super().__init__()
+        steps = int(math.log2(resolution)) - 2
+        if resolution < 16 or 2 ** (steps + 2) != resolution:
+            raise ValueError(f"DCGAN resolution must be a power of two ≥ 16, got {resolution}")
+        self.latent_dim = latent_dim
+        feats = width * 2 ** (steps - 1)
+        layers = [nn.ConvTranspose2d(latent_dim, feats, 4, 1, 0, bias=False), nn.BatchNorm2d(feats), nn.ReLU(True)]
+        for _ in range(steps - 1):
+            layers += [nn.ConvTranspose2d(feats, feats // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(feats // 2),
+                       nn.ReLU(True)]
+            feats //= 2
+        layers += [nn.ConvTranspose2d(feats, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return (self.net(z.view(len(z), -1, 1, 1)) + 1) / 2
+
+
+def _discriminator(resolution: int, width: int, channels: int = 3) -> nn.Module:
+    steps = int(math.log2(resolution)) - 2
+    layers, feats = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)], width
+    for _ in range(steps - 1):
+        layers += [nn.Conv2d(feats, feats * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(feats * 2), nn.LeakyReLU(0.2, True)]
+        feats *= 2
+    layers += [nn.Conv2d(feats, 1, 4, 1, 0, bias=False), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+def _config_hash(config: DCGANConfig) -> str:
+    payload = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def generator_path(config: DCGANConfig, root: str | os.PathLike = "data") -> Path:
+    return Path(root) / "generators" / f"dcgan-{config.dataset}-{config.resolution}px-{_config_hash(config)}.pt"
+
+
+def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | os.PathLike = "data",
+                device: str = "cpu", progress: bool = True, **options) -> DCGANGenerator:
+    """A DCGAN generator for ``dataset`` at ``resolution``², trained once and then loaded from the cache.
+
+    ``options`` are the other ``DCGANConfig`` fields (``iterations``, ``width``, ``latent_dim``, …).
+    Returns the generator in eval mode on ``device``; ``generator.config`` is its configuration.
+    """
+    from .data import load_dataset
+
+    unknown = set(options) - {f.name for f in dataclasses.fields(DCGANConfig)}
+    if unknown:
+        raise ValueError(f"train_dcgan: unknown option(s) {sorted(unknown)}; "
+                         f"available: {[f.name for f in dataclasses.fields(DCGANConfig)]}")
+    config = DCGANConfig(dataset=dataset, resolution=resolution, **options)
+    generator = DCGANGenerator(resolution, config.latent_dim, config.width)
+    path = generator_path(config, root)
+    if path.exists():
+        generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    else:
+        data_options = {"image_size": resolution} if dataset in ("patches", "imagenet") else {}
+        data = load_dataset(dataset, "train", root=root, **data_options)
+        images = _resized_stack(data, resolution)
+        _fit(generator, images, config, device, progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
+        with os.fdopen(fd, "wb") as f:
+            torch.save(generator.state_dict(), f)
+        os.replace(tmp, path)
+    generator.config = config
+    return generator.to(device).eval()
+
+
+def _resized_stack(data, resolution):
+    images = torch.stack([data[i][0] for i in range(len(data))])
+    if images.shape[-1] != resolution:
+        images = nn.functional.interpolate(images, size=(resolution, resolution), mode="bilinear",
+                                           antialias=True, align_corners=False)
+    return images
+
+
+def _fit(generator, images, config: DCGANConfig, device, progress):
+    """The DCGAN recipe: alternate discriminator and generator steps with the non-saturating BCE loss."""
+    torch.manual_seed(config.seed)
+    generator.apply(_dcgan_init).to(device).train()
+    critic = _discriminator(config.resolution, config.width).apply(_dcgan_init).to(device).train()
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    sampler = torch.Generator().manual_seed(config.seed)
+    bar = tqdm(range(config.iterations), desc=f"training DCGAN on {config.dataset} ({config.resolution}px)",
+               disable=not progress, mininterval=2.0)
+    for it in bar:
+        real = images[torch.randint(len(images), (config.batch_size,), generator=sampler)].to(device) * 2 - 1
+        z = torch.randn(config.batch_size, config.latent_dim, device=device)
+        fake = generator(z) * 2 - 1  # the critic sees [-1, 1] images
+        ones = torch.ones(config.batch_size, 1, device=device)
+        loss_d = bce(critic(real), ones) + bce(critic(fake.detach()), torch.zeros_like(ones))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = bce(critic(fake), ones)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        if it % 200 == 0:
+            bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
+    generator.cpu()
+
+
+def _dcgan_init(module):
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def load_biggan(name: str = "biggan-deep-256"):
+    """BigGAN from the optional ``pytorch-pretrained-biggan`` package (it downloads its weights)."""
+    try:
+        from pytorch_pretrained_biggan import BigGAN
+    except ImportError as error:
+        raise GeneratorUnavailable(
+            "BigGAN needs the optional package 'pytorch-pretrained-biggan' (pip install pytorch-pretrained-biggan) "
+            "and a network to download its weights; GIA-L at ImageNet resolutions is unavailable without it.") from error
+    try:
+        return BigGAN.from_pretrained(name)
+    except Exception as error:  # the package raises several kinds when the download fails
+        raise GeneratorUnavailable(f"could not load BigGAN '{name}' ({error}); it downloads its weights, "
+                                   "which needs a network") from error
