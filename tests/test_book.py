@@ -145,3 +145,16 @@ def test_intro_scorecard_renders(browser_page):
     assert page.locator("table").count() >= 1
     page.screenshot(path=str(BUILD / "screenshot-intro.png"), full_page=True)
     assert outside == []
+
+
+def test_systematization_table_filters_offline(browser_page):
+    page, base, outside = browser_page
+    page.goto(base + "notebooks/00_systematization.html")
+    rows = page.locator("table.dataTable tbody tr:visible")
+    rows.first.wait_for(timeout=30000)
+    assert rows.count() == 38
+    page.locator(".dt-search input, .dataTables_filter input").first.fill("GIA-L")
+    page.wait_for_function("() => document.querySelectorAll('table.dataTable tbody tr').length < 38", timeout=5000)
+    assert 0 < rows.count() < 38
+    page.screenshot(path=str(BUILD / "screenshot-00-systematization.png"), full_page=True)
+    assert outside == []

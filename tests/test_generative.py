@@ -81,7 +81,7 @@ def test_bn_statistics_shared_by_the_client_match_the_true_batch():
     update = client_update(model, images, labels, lr=0.1, share_bn_statistics=True)
     plain = client_update(model, images, labels, lr=0.1)
     assert plain.bn_statistics is None
-    ours = batchnorm_input_statistics(model, images)
+    ours = batchnorm_input_statistics(model.train(), images)
     assert set(ours) == set(update.bn_statistics) and len(ours) == 20  # stem + 16 block BNs + 3 projections
     for name, (mean, var) in update.bn_statistics.items():
         assert torch.allclose(ours[name][0], mean, atol=1e-6) and torch.allclose(ours[name][1], var, atol=1e-6)

@@ -30,11 +30,12 @@ def claims_dir() -> Path:
     return Path(os.environ.get("GIASOK_RESULTS", "results")) / "claims"
 
 
-def configure(profile: str, device: str, seed: int, **knobs) -> Profile:
+def configure(profile: str, device: str, seed: int, *, shown: tuple | None = None, **knobs) -> Profile:
     """Validate a notebook's parameters and return the effective profile; shows it as a small table.
 
     ``knobs`` are the section's overrides (``None`` = take the profile's value). Any bad value raises a
     ``ValueError`` naming the parameter and what it accepts, so a wrong ``papermill -p`` fails at once.
+    ``shown`` lists the profile fields the section uses (default: all) for the configuration table.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -45,7 +46,8 @@ def configure(profile: str, device: str, seed: int, **knobs) -> Profile:
         from IPython.display import display
 
         rows = [("profile", settings.name), ("device", device), ("seed", seed)]
-        rows += [(f.name, getattr(settings, f.name)) for f in dataclasses.fields(settings) if f.name != "name"]
+        rows += [(f.name, getattr(settings, f.name)) for f in dataclasses.fields(settings)
+                 if f.name != "name" and (shown is None or f.name in shown)]
         table = pd.DataFrame([(k, str(v), "override" if knobs.get(k) is not None else "") for k, v in rows],
                              columns=["setting", "value", ""]).set_index("setting")
         display(table)

@@ -69,20 +69,25 @@ def minibatch_schedule(num_samples: int, batch_size: int | None, epochs: int, *,
 
 def client_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, lr: float, epochs: int = 1,
                   batch_size: int | None = None, shuffle: bool = True, seed: int = 0,
-                  device: str | torch.device = "cpu", share_bn_statistics: bool = False) -> ClientUpdate:
+                  device: str | torch.device = "cpu", share_bn_statistics: bool = False,
+                  bn_mode: str = "train") -> ClientUpdate:
     """Train a copy of ``model`` (W_0) on the client's data and return W_U − W_0 with its training config.
 
     ``shuffle`` reshuffles the samples each epoch (with ``seed``); with one full batch it changes nothing.
     ``share_bn_statistics`` makes the client also share its BatchNorm input statistics of the first step.
+    ``bn_mode="eval"`` trains with the model in eval mode (BatchNorm normalising with its running statistics,
+    dropout off), the setting of much of the GIA literature's code; ``"train"`` is what a real client does.
     The model passed in is left untouched.
     """
+    if bn_mode not in ("train", "eval"):
+        raise ValueError(f"bn_mode must be 'train' or 'eval', got {bn_mode!r}")
     if images.ndim != 4 or len(images) != len(labels):
         raise ValueError(f"images must be N×C×H×W with N labels; got {tuple(images.shape)} and {len(labels)} labels")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     generator = torch.Generator().manual_seed(seed)
     batches = minibatch_schedule(len(images), batch_size, epochs, shuffle=shuffle, generator=generator)
-    local = copy.deepcopy(model).to(device).train()
+    local = copy.deepcopy(model).to(device).train(bn_mode == "train")
     start = {name: p.detach().clone() for name, p in local.named_parameters()}
     images, labels = images.to(device), labels.to(device)
     optimizer = torch.optim.SGD(local.parameters(), lr=lr)
@@ -103,7 +108,7 @@ def client_update(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     buffers = {name: b.detach().cpu().clone() for name, b in local.named_buffers()}
     return ClientUpdate(delta=delta, lr=lr, epochs=epochs, batch_size=batch_size or len(images),
                         num_samples=len(images), batches=batches, buffers=buffers,
-                        image_shape=tuple(images.shape[1:]), bn_statistics=statistics)
+                        image_shape=tuple(images.shape[1:]), bn_statistics=statistics, bn_mode=bn_mode)
 
 
 def apply_update(model: nn.Module, delta: dict, buffers: dict | None = None) -> nn.Module:

@@ -43,8 +43,8 @@ def total_variation(images: torch.Tensor, context: PriorContext | None = None) -
 def batchnorm_input_statistics(model: nn.Module, images: torch.Tensor, params=None, buffers=None) -> dict:
     """Per BatchNorm layer, the per-channel mean and (biased) variance of its input on ``images``.
 
-    The forward runs in train mode with a copy of the buffers, so running statistics are not touched; the
-    returned tensors stay in the autograd graph of ``images``.
+    The forward runs in the model's current mode (train or eval) with a copy of the buffers, so running
+    statistics are not touched; the returned tensors stay in the autograd graph of ``images``.
     """
     stats, hooks = {}, []
     for name, module in model.named_modules():
@@ -54,16 +54,13 @@ def batchnorm_input_statistics(model: nn.Module, images: torch.Tensor, params=No
                 dims = [0] + list(range(2, x.dim()))
                 stats[name] = (x.mean(dims), x.var(dims, unbiased=False))
             hooks.append(module.register_forward_pre_hook(record))
-    was_training = model.training
     try:
-        model.train()
         params = params if params is not None else dict(model.named_parameters())
         buffers = {k: b.clone() for k, b in (buffers if buffers is not None else dict(model.named_buffers())).items()}
         functional_call(model, (params, buffers), (images,))
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
     return stats
 
 

@@ -155,7 +155,13 @@ class GiaExperiment:
     The client draws its N samples from ``dataset``'s test split with ``seed`` (distinct labels when
     N ≤ the number of classes), trains E epochs with batch B (``None`` = full batch) at ``client_lr``, and
     the attacker inverts the update with the attack settings below. ``labels="given"`` hands the attacker
-    the true labels; ``"inferred"`` makes it read them from the update.
+    the true labels; ``"inferred"`` makes it read them from the update. ``attack_seed`` (default: ``seed``)
+    draws the attack's initialisation alone, for repeated attacks on one batch (WSRR).
+
+    GIA-L (``method="gia-l"``) uses a DCGAN trained on the data set's train split at ``image_size``
+    (``giasok.generative.train_dcgan`` with ``generator_options``; cached), ``iterations`` latent steps at
+    ``attack_lr`` and ``generator_iterations`` generator steps at ``generator_lr``. A ``"bn"`` prior makes the
+    client share its BatchNorm statistics (assumption level 4).
     """
 
     dataset: str = "patches"
@@ -177,6 +183,11 @@ class GiaExperiment:
     labels: str = "given"
     seed: int = 0
     device: str = "cpu"
+    generator_options: tuple = ()
+    generator_iterations: int = 0
+    generator_lr: float = 1e-4
+    attack_seed: int | None = None
+    bn_mode: str = "train"
 
     def __post_init__(self):
         if self.labels not in ("given", "inferred"):
@@ -193,22 +204,37 @@ class GiaExperiment:
 
     def victim(self):
         """The client's data, W_0 and its update (deterministic in the configuration)."""
-        options = {"image_size": self.image_size} if self.dataset == "patches" else {}
+        options = {"image_size": self.image_size} if self.dataset in ("patches", "imagenet") else {}
         data = load_dataset(self.dataset, "test", **options)
         images, labels = victim_batch(data, self.num_samples, seed=self.seed,
                                       distinct_labels=self.num_samples <= len(data.classes))
+        if images.shape[-1] != self.image_size:  # CIFAR at 64² (Fig. 4a) is upsampled, as in the paper
+            images = torch.nn.functional.interpolate(images, size=(self.image_size,) * 2, mode="bilinear",
+                                                     antialias=True, align_corners=False).clamp(0, 1)
         model = build_model(self.model, len(data.classes), seed=self.model_seed, **dict(self.model_options))
         update = client_update(model, images, labels, lr=self.client_lr, epochs=self.epochs,
-                               batch_size=self.batch_size, seed=self.seed, device=self.device)
+                               batch_size=self.batch_size, seed=self.seed, device=self.device,
+                               share_bn_statistics=any(name == "bn" for name, _ in self.priors),
+                               bn_mode=self.bn_mode)
         return images, labels, model, update
+
+    def generator(self):
+        """The GIA-L generator (trained once per configuration, then loaded from data/generators/)."""
+        from .generative import train_dcgan
+
+        return train_dcgan(self.dataset, self.image_size, device=self.device, **dict(self.generator_options))
 
     def compute(self):
         images, labels, model, update = self.victim()
+        generator = self.generator() if self.method == "gia-l" else None
         start = time.perf_counter()
         rec = invert(model, update, labels=labels if self.labels == "given" else None,
                      known_training_config=self.known_training_config, iterations=self.iterations,
                      lr=self.attack_lr, objective=self.objective, priors=dict(self.priors),
-                     restarts=self.restarts, seed=self.seed, device=self.device, method=self.method)
+                     restarts=self.restarts, device=self.device, method=self.method,
+                     seed=self.seed if self.attack_seed is None else self.attack_seed,
+                     generator=generator,
+                     generator_iterations=self.generator_iterations, generator_lr=self.generator_lr)
         seconds = time.perf_counter() - start
         matched, order = metrics.match(rec.images, images)
         result = dict(_scores(matched, images), seconds=seconds, local_updates=update.local_updates,

@@ -20,8 +20,12 @@ from .book import Claim
 from .profiles import Profile
 from .runs import GiaExperiment, run_grid
 
-__all__ = ["PAPER_TABLE1", "PAPER_TABLE1_EXTENDED", "PAPER_TABLE2", "table1_experiments", "table2_experiments",
+__all__ = ["PROFILE_FIELDS", "PAPER_TABLE1", "PAPER_TABLE1_EXTENDED", "PAPER_TABLE2", "table1_experiments", "table2_experiments",
            "run_table", "insight_claims", "figure", "explorer_panels"]
+
+# the profile fields this section uses (shown in its configuration table)
+PROFILE_FIELDS = ("model", "model_options", "attack_iterations", "attack_restarts", "tv_weight", "client_lr",
+                  "table1_data", "local_updates", "table2_data", "minibatches", "seeds")
 
 # Table 1 (LPIPS ↓): (data set, attack) -> {U: LPIPS}; conference version, then the extended version.
 PAPER_TABLE1 = {
