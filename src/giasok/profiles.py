@@ -29,6 +29,14 @@ class Profile:
     attack_restarts: int
     tv_weight: float
     client_lr: float
+    # GIA-L (Appx B: GIAS, 400 latent and 6000 generator iterations; a DCGAN trained on the client's data)
+    latent_iterations: int
+    latent_lr: float
+    generator_iterations: int
+    generator_lr: float
+    dcgan: tuple  # options of giasok.generative.train_dcgan
+    # §4.1: the attacks of Tables 1 and 2
+    attacks: tuple
     # §4.1 Table 1: (data set, N = B) pairs and the U values
     table1_data: tuple
     local_updates: tuple
@@ -36,26 +44,51 @@ class Profile:
     table2_data: tuple
     minibatches: tuple
     seeds: int  # victim batches averaged per table cell
+    # §4.2.1 (Fig. 4, Table 5): model, data, ladders; prior weight 1e-5 in the paper
+    dimension_model: str
+    dimension_model_options: tuple
+    dimension_data: str
+    resolutions: tuple
+    batch_sizes: tuple
+    table5_batch_sizes: tuple
+    wsrr_initialisations: int
+    prior_weight: float
+    dimension_bn_mode: str
 
 
 PROFILES = {
     "smoke": Profile(
         name="smoke", model="convnet", model_options=(("width", 4),),
         attack_iterations=10, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
+        latent_iterations=5, latent_lr=0.05, generator_iterations=5, generator_lr=1e-4,
+        dcgan=(("iterations", 20), ("width", 8), ("batch_size", 16)), attacks=("gia-o", "gia-l"),
         table1_data=(("patches", 1),), local_updates=(1, 4),
         table2_data=(("patches", 1),), minibatches=(1, 2), seeds=1,
+        dimension_model="resnet18", dimension_model_options=(("width", 0.125),), dimension_data="patches",
+        resolutions=(16, 32), batch_sizes=(1, 2), table5_batch_sizes=(1, 2), wsrr_initialisations=2,
+        prior_weight=1e-4, dimension_bn_mode="eval",
     ),
     "cpu": Profile(
         name="cpu", model="convnet", model_options=(("width", 32),),
-        attack_iterations=400, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
+        attack_iterations=300, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
+        latent_iterations=150, latent_lr=0.05, generator_iterations=150, generator_lr=1e-4,
+        dcgan=(("iterations", 3000), ("width", 32)), attacks=("gia-o", "gia-l"),
         table1_data=(("patches", 1), ("patches", 2)), local_updates=(1, 2, 4, 6, 8),
-        table2_data=(("patches", 1),), minibatches=(1, 2, 4, 6), seeds=1,
+        table2_data=(("patches", 1),), minibatches=(1, 2, 4), seeds=1,
+        dimension_model="resnet18", dimension_model_options=(("width", 0.125),), dimension_data="patches",
+        resolutions=(16, 32, 64), batch_sizes=(1, 2, 4, 8), table5_batch_sizes=(1, 2, 4, 8),
+        wsrr_initialisations=3, prior_weight=1e-4, dimension_bn_mode="eval",
     ),
     "paper": Profile(
         name="paper", model="convnet", model_options=(("width", 64),),
         attack_iterations=8000, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
+        latent_iterations=400, latent_lr=0.05, generator_iterations=6000, generator_lr=1e-4,
+        dcgan=(("iterations", 30000), ("width", 64)), attacks=("gia-o", "gia-l"),
         table1_data=(("cifar10", 4), ("cifar100", 8)), local_updates=(1, 2, 4, 6, 8),
         table2_data=(("cifar10", 4), ("cifar100", 8)), minibatches=(1, 2, 3, 4, 6, 8, 10), seeds=4,
+        dimension_model="resnet18", dimension_model_options=(("width", 1.0),), dimension_data="cifar10",
+        resolutions=(32, 64), batch_sizes=(1, 5, 10, 15, 20, 30, 50, 100), table5_batch_sizes=(5, 10, 15, 20, 50, 80, 100),
+        wsrr_initialisations=10, prior_weight=1e-5, dimension_bn_mode="eval",
     ),
 }
 
@@ -107,8 +140,34 @@ def _options(name, value):
     return tuple((str(k), v) for k, v in value)
 
 
+def _attacks(name, value):
+    from .attacks import METHODS
+
+    if not isinstance(value, (list, tuple)) or not value or not set(value) <= set(METHODS):
+        raise ValueError(f"{name} must be a non-empty list drawn from {METHODS}, got {value!r}")
+    return tuple(value)
+
+
+def _bn_mode(name, value):
+    if value not in ("train", "eval"):
+        raise ValueError(f"{name} must be 'train' or 'eval', got {value!r}")
+    return value
+
+
+def _dataset(name, value):
+    from .data import DATASETS
+
+    if value not in DATASETS:
+        raise ValueError(f"{name} must be one of {DATASETS}, got {value!r}")
+    return value
+
+
 _CHECKS = {
-    "model": _model, "model_options": _options,
+    "model": _model, "model_options": _options, "dimension_model": _model, "dimension_model_options": _options,
+    "dcgan": _options, "attacks": _attacks, "dimension_bn_mode": _bn_mode, "dimension_data": _dataset,
+    "latent_iterations": _positive_int, "generator_iterations": _positive_int, "wsrr_initialisations": _positive_int,
+    "latent_lr": _positive_float, "generator_lr": _positive_float, "prior_weight": _positive_float,
+    "resolutions": _positive_ints, "batch_sizes": _positive_ints, "table5_batch_sizes": _positive_ints,
     "attack_iterations": _positive_int, "attack_restarts": _positive_int, "seeds": _positive_int,
     "tv_weight": _positive_float, "client_lr": _positive_float,
     "table1_data": _data_pairs, "table2_data": _data_pairs,

@@ -24,7 +24,8 @@ __all__ = ["PROFILE_FIELDS", "PAPER_TABLE1", "PAPER_TABLE1_EXTENDED", "PAPER_TAB
            "run_table", "insight_claims", "figure", "explorer_panels"]
 
 # the profile fields this section uses (shown in its configuration table)
-PROFILE_FIELDS = ("model", "model_options", "attack_iterations", "attack_restarts", "tv_weight", "client_lr",
+PROFILE_FIELDS = ("model", "model_options", "attacks", "attack_iterations", "attack_restarts", "tv_weight",
+                  "latent_iterations", "latent_lr", "generator_iterations", "generator_lr", "dcgan", "client_lr",
                   "table1_data", "local_updates", "table2_data", "minibatches", "seeds")
 
 # Table 1 (LPIPS ↓): (data set, attack) -> {U: LPIPS}; conference version, then the extended version.
@@ -53,28 +54,39 @@ PAPER_TABLE2 = {
 }
 
 
-def _experiment(settings: Profile, device: str, seed: int, **fields) -> GiaExperiment:
-    return GiaExperiment(model=settings.model, model_options=settings.model_options,
-                         iterations=settings.attack_iterations, restarts=settings.attack_restarts,
-                         priors=(("tv", settings.tv_weight),), client_lr=settings.client_lr, device=device,
-                         seed=seed, **fields)
+def attack_settings(settings: Profile, method: str) -> dict:
+    """The ``GiaExperiment`` fields of one attack at this profile: GIA-O with TV, or GIA-L (GIAS) with the
+    profile's DCGAN, whose generator is its prior."""
+    if method == "gia-o":
+        return dict(method="gia-o", iterations=settings.attack_iterations, priors=(("tv", settings.tv_weight),),
+                    restarts=settings.attack_restarts)
+    return dict(method="gia-l", iterations=settings.latent_iterations, attack_lr=settings.latent_lr,
+                generator_iterations=settings.generator_iterations, generator_lr=settings.generator_lr,
+                generator_options=settings.dcgan, priors=(), restarts=settings.attack_restarts)
+
+
+def _experiment(settings: Profile, device: str, seed: int, method: str, **fields) -> GiaExperiment:
+    return GiaExperiment(model=settings.model, model_options=settings.model_options, client_lr=settings.client_lr,
+                         device=device, seed=seed, **attack_settings(settings, method), **fields)
 
 
 def table1_experiments(settings: Profile, device: str = "cpu", seed: int = 0) -> list[GiaExperiment]:
-    """Full batch (B = N), U local updates, adversary without the training config: data × U × seeds."""
-    return [_experiment(settings, device, seed + s, dataset=data, num_samples=n, epochs=u)
-            for data, n in settings.table1_data for u in settings.local_updates for s in range(settings.seeds)]
+    """Full batch (B = N), U local updates, adversary without the training config: data × attack × U × seeds."""
+    return [_experiment(settings, device, seed + s, method, dataset=data, num_samples=n, epochs=u)
+            for data, n in settings.table1_data for method in settings.attacks for u in settings.local_updates
+            for s in range(settings.seeds)]
 
 
 def table2_experiments(settings: Profile, device: str = "cpu", seed: int = 0) -> list[GiaExperiment]:
     """One epoch of mini-batch SGD with N = k·B; WST and BST adversaries (one run at k = 1, where they agree)."""
     experiments = []
     for data, b in settings.table2_data:
-        for k in settings.minibatches:
-            for known in ((False,) if k == 1 else (True, False)):
-                experiments += [_experiment(settings, device, seed + s, dataset=data, num_samples=k * b,
-                                            batch_size=b, known_training_config=known)
-                                for s in range(settings.seeds)]
+        for method in settings.attacks:
+            for k in settings.minibatches:
+                for known in ((False,) if k == 1 else (True, False)):
+                    experiments += [_experiment(settings, device, seed + s, method, dataset=data, num_samples=k * b,
+                                                batch_size=b, known_training_config=known)
+                                    for s in range(settings.seeds)]
     return experiments
 
 
@@ -85,7 +97,7 @@ def run_table(experiments, *, progress: bool = True, desc: str = "runs") -> tupl
     for e, r in zip(experiments, results):
         b = e.batch_size or e.num_samples
         rows.append(dict(dataset=f"{e.dataset} N={e.num_samples}" if e.batch_size is None else f"{e.dataset} B={b}",
-                         N=e.num_samples, B=b, U=r["local_updates"], minibatches=e.num_samples // b,
+                         attack=e.method.upper(), N=e.num_samples, B=b, U=r["local_updates"], minibatches=e.num_samples // b,
                          case="WST" if e.known_training_config else "BST", seed=e.seed,
                          psnr=r["psnr"], ssim=r["ssim"], lpips=r["lpips"], seconds=r["seconds"], hash=r["hash"]))
     return pd.DataFrame(rows), results
@@ -101,27 +113,27 @@ def _trend(frame: pd.DataFrame, x: str) -> tuple[float, float, float]:
 def insight_claims(table1: pd.DataFrame, table2: pd.DataFrame) -> list[Claim]:
     """Insight 4.1 checked on our numbers: quality falls with U, falls with mini-batches, WST ≥ BST."""
     claims = []
-    for data, frame in table1.groupby("dataset", sort=False):
+    for (data, attack), frame in table1.groupby(["dataset", "attack"], sort=False):
         rho, first, last = _trend(frame, "U")
-        claims.append(Claim("4.1", f"Table 1 ({data}): reconstruction quality falls as U grows",
+        claims.append(Claim("4.1", f"Table 1 ({data}, {attack}): reconstruction quality falls as U grows",
                             bool(rho < 0 and last < first),
                             f"Spearman ρ(U, PSNR) = {rho:.2f}; PSNR {first:.1f} dB at U={frame.U.min()} → "
                             f"{last:.1f} dB at U={frame.U.max()}",
                             "LPIPS 0.0189 → 0.2522 (C10), 0.0049 → 0.2268 (C100) from U=1 to 8"))
-    for data, frame in table2.groupby("dataset", sort=False):
+    for (data, attack), frame in table2.groupby(["dataset", "attack"], sort=False):
         single = frame[frame.minibatches == 1]
         for case in ("WST", "BST"):
             sub = pd.concat([single, frame[(frame.case == case) & (frame.minibatches > 1)]])
             rho, first, last = _trend(sub, "minibatches")
-            claims.append(Claim("4.1", f"Table 2 ({data}, {case}): quality falls with more mini-batches",
+            claims.append(Claim("4.1", f"Table 2 ({data}, {attack}, {case}): quality falls with more mini-batches",
                                 bool(rho < 0 and last < first),
                                 f"ρ(mini-batches, PSNR) = {rho:.2f}; PSNR {first:.1f} → {last:.1f} dB",
                                 "LPIPS rises past 0.1 by 3–4 mini-batches in both cases"))
         several = frame[frame.minibatches > 1]
         if several.case.nunique() == 2:
             wst, bst = (several[several.case == c].psnr.mean() for c in ("WST", "BST"))
-            claims.append(Claim("4.1", f"Table 2 ({data}): knowing the training config (WST) helps the adversary "
-                                       "at least as much as not knowing it (BST)",
+            claims.append(Claim("4.1", f"Table 2 ({data}, {attack}): knowing the training config (WST) helps the "
+                                       "adversary at least as much as not knowing it (BST)",
                                 bool(wst >= bst), f"mean PSNR over ≥ 2 mini-batches: WST {wst:.1f} dB, BST {bst:.1f} dB",
                                 "mean LPIPS over 2–10 mini-batches, C10 GIA-O: WST 0.1165, BST 0.1175"))
     return claims
@@ -133,9 +145,10 @@ def figure(table1: pd.DataFrame, table2: pd.DataFrame):
     import seaborn as sns
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    sns.lineplot(table1, x="U", y="psnr", hue="dataset", marker="o", ax=axes[0])
+    sns.lineplot(table1, x="U", y="psnr", hue="dataset", style="attack", marker="o", ax=axes[0])
     axes[0].set(title="Table 1: full batch, U local updates", xlabel="local updates U", ylabel="PSNR (dB) ↑")
-    sns.lineplot(table2, x="minibatches", y="psnr", hue="case", style="dataset", marker="o", ax=axes[1])
+    sns.lineplot(table2.assign(run=table2.attack + " " + table2.case), x="minibatches", y="psnr", hue="run",
+                 style="dataset", marker="o", ax=axes[1])
     axes[1].set(title="Table 2: mini-batch SGD, one epoch", xlabel="mini-batches N/B", ylabel="PSNR (dB) ↑")
     for ax in axes:
         ax.axhline(18, color="red", lw=0.8, ls="--")  # τ1 of Appx C.II: below it a sample does not leak
