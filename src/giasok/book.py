@@ -21,7 +21,7 @@ import numpy as np
 from .profiles import Profile, check_device, get_profile
 
 __all__ = ["configure", "Claim", "record_claims", "reading", "reconstruction_grid", "reconstruction_explorer",
-           "png_bytes", "scorecard_markdown", "build_book", "execute", "claims_dir"]
+           "png_bytes", "explorer_panels", "image_row", "scorecard_markdown", "build_book", "execute", "claims_dir"]
 
 
 
@@ -162,6 +162,45 @@ def png_bytes(image: np.ndarray, *, scale: int = 4) -> bytes:
     return buffer.getvalue()
 
 
+def explorer_panels(table, results: list, *, x: str, toggle: str | None = None, **where) -> dict:
+    """Panels for ``reconstruction_explorer`` from a tidy frame of runs (one row per run, with ``psnr``,
+    ``ssim``, ``lpips`` and ``seed``) and the matching ``run_grid`` results: key -> (truth, reconstruction,
+    caption), for rows matching ``where`` (e.g. ``dataset=…, seed=…``). Where a toggle value has no run at
+    some slider position (e.g. WST at one mini-batch, where it is the BST attack), the run of another toggle
+    value at that position is shown, captioned with its own label."""
+    panels = {}
+    for (_, row), result in zip(table.iterrows(), results):
+        if any(row[k] != v for k, v in where.items()):
+            continue
+        lpips = "n/a" if row.lpips is None or _isna(row.lpips) else f"{row.lpips:.3f}"
+        caption = (f"{x} = {row[x]}{' · ' + str(row[toggle]) if toggle else ''} · PSNR {row.psnr:.1f} dB · "
+                   f"SSIM {row.ssim:.2f} · LPIPS {lpips}")
+        key = (row[toggle], row[x]) if toggle else row[x]
+        panels[key] = (list(result["arrays"]["truth"]), list(result["arrays"]["reconstruction"]), caption)
+    if toggle:
+        for t in {k[0] for k in panels}:
+            for step in {k[1] for k in panels}:
+                if (t, step) not in panels:
+                    panels[(t, step)] = next(v for k, v in panels.items() if k[1] == step)
+    return panels
+
+
+def _isna(value) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
+def image_row(images: list, titles: list):
+    """A row of C×H×W images with titles (values outside [0, 1] are clipped for display)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.4), constrained_layout=True)
+    for ax, image, title in zip(np.atleast_1d(axes), images, titles):
+        ax.imshow(np.asarray(image).transpose(1, 2, 0).clip(0, 1), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    return fig
+
+
 def _panel(truth: list, reconstruction: list, caption: str):
     import ipywidgets as widgets
 
@@ -183,7 +222,7 @@ def reconstruction_explorer(panels: dict, *, slider_label: str, toggle_label: st
 
     keys = list(panels)
     toggles = list(dict.fromkeys(k[0] for k in keys)) if toggle_label else [None]
-    steps = sorted({k[1] if toggle_label else k for k in keys})
+    steps = sorted({k[1] if toggle_label else k for k in keys})  # numeric slider positions
     slider = widgets.SelectionSlider(options=[str(s) for s in steps], description=slider_label,
                                      continuous_update=True, layout=widgets.Layout(width="420px"))
     stacks = []

@@ -21,7 +21,7 @@ from .profiles import Profile
 from .runs import GiaExperiment, run_grid
 
 __all__ = ["PROFILE_FIELDS", "PAPER_TABLE1", "PAPER_TABLE1_EXTENDED", "PAPER_TABLE2", "table1_experiments", "table2_experiments",
-           "run_table", "insight_claims", "figure", "explorer_panels"]
+           "run_table", "insight_claims", "figure"]
 
 # the profile fields this section uses (shown in its configuration table)
 PROFILE_FIELDS = ("model", "model_options", "attacks", "attack_iterations", "attack_restarts", "tv_weight",
@@ -153,21 +153,3 @@ def figure(table1: pd.DataFrame, table2: pd.DataFrame):
     for ax in axes:
         ax.axhline(18, color="red", lw=0.8, ls="--")  # τ1 of Appx C.II: below it a sample does not leak
     return fig
-
-
-def explorer_panels(table: pd.DataFrame, results: list, *, x: str, toggle: str | None = None, **where):
-    """Panels for ``giasok.book.reconstruction_explorer``: key -> (truth, reconstruction, caption), for the
-    rows of ``table`` matching ``where`` (e.g. ``dataset=…, seed=…``)."""
-    panels = {}
-    for (_, row), result in zip(table.iterrows(), results):
-        if any(row[k] != v for k, v in where.items()):
-            continue
-        key = (row[toggle], int(row[x])) if toggle else int(row[x])
-        lpips = "n/a" if row.lpips is None or (isinstance(row.lpips, float) and np.isnan(row.lpips)) \
-            else f"{row.lpips:.3f}"
-        caption = (f"{x} = {int(row[x])}{' · ' + row[toggle] if toggle else ''} · PSNR {row.psnr:.1f} dB · "
-                   f"SSIM {row.ssim:.2f} · LPIPS {lpips}")
-        panels[key] = (list(result["arrays"]["truth"]), list(result["arrays"]["reconstruction"]), caption)
-        if toggle == "case" and row.minibatches == 1:  # at one mini-batch WST and BST are the same attack
-            panels[("WST", int(row[x]))] = panels[key]
-    return panels

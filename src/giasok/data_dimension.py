@@ -1,0 +1,223 @@
+"""§4.2.1 — data dimension (Theorem 4.3, Fig. 4, Table 5, Insight 4.2.1).
+
+* Theorem 4.3: when the gradient has fewer entries p than the batch has values B·D, the map x ↦ Φ(x) from
+  inputs to gradients has a non-trivial null space, so different batches share a gradient.
+  ``non_unique_inverse`` constructs such a pair on a small network.
+* Fig. 4a: quality against resolution at B = 1; Fig. 4b: against batch size. Four attacks: G_O (gradient
+  matching alone), G_O+TV, G_O+BN (Yin et al.'s BatchNorm-statistics prior, assumption level 4) and G_L
+  (GIA-L with a DCGAN trained on the client's data distribution). FedSGD, a ResNet-18 with PyTorch's default
+  initialisation.
+* Table 5: mean LPIPS, BRR and WSRR against batch size for GIA-O and GIA-L; WSRR over several attack
+  initialisations of the same batch (``GiaExperiment.attack_seed``).
+
+BatchNorm: the profile's ``dimension_bn_mode`` says whether the client trains its ResNet in eval mode (the
+frozen-statistics setting of the GIA codebases the paper builds on) or in train mode; the notebook states
+which and measures the other at one point.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.func import functional_call, grad, jacrev
+from scipy.stats import spearmanr
+
+from . import metrics
+from .book import Claim
+from .profiles import Profile
+from .runs import GiaExperiment, run_grid
+from .training_setup import attack_settings
+
+__all__ = ["PROFILE_FIELDS", "ATTACKS", "PAPER_TABLE5", "paper_table5", "non_unique_inverse", "resolution_experiments",
+           "batch_experiments", "table5_experiments", "run_frame", "table5", "insight_claims", "figure"]
+
+PROFILE_FIELDS = ("dimension_model", "dimension_model_options", "dimension_data", "dimension_bn_mode", "resolutions",
+                  "batch_sizes", "table5_batch_sizes", "wsrr_initialisations", "prior_weight", "attack_iterations",
+                  "latent_iterations", "generator_iterations", "dcgan", "client_lr", "seeds")
+
+# the four attacks of Fig. 4
+ATTACKS = ("G_O", "G_O+TV", "G_O+BN", "G_L")
+
+# Table 5 (CIFAR10; 10 seeds; WSRR over 10 initialisations; τ1 = 18 dB, τ2 = 0.1): batch -> (LPIPS, BRR %, WSRR %)
+PAPER_TABLE5 = {
+    "GIA-O": {5: (0.0338, 67, 95), 10: (0.0653, 34.75, 98.75), 15: (0.0789, 15.42, 83.75), 20: (0.0932, 4.06, 47.5),
+              50: (0.1167, 0, 0), 80: (0.1217, 0, 0), 100: (0.1225, 0, 0)},
+    "GIA-L": {5: (0.0446, 48.25, 82.5), 10: (0.0706, 25.63, 87.5), 15: (0.0875, 11.67, 63.75),
+              20: (0.0973, 5.13, 55), 50: (0.1238, 0.27, 7.5), 80: (0.1295, 0.11, 6.25), 100: (0.1321, 0.10, 8.75)},
+}
+
+
+# -- Theorem 4.3 ----------------------------------------------------------------------------------------------
+
+class _TinyNet(nn.Module):
+    """A smooth convolutional classifier with few parameters (p < D for an 8×8 colour image)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.fc(torch.sigmoid(self.conv(x)).mean((2, 3)))
+
+
+def non_unique_inverse(image: torch.Tensor, label: int = 0, *, seed: int = 0, size: float = 0.15,
+                       steps: int = 30) -> dict:
+    """Two different inputs with the same gradient (Theorem 4.3), on a tiny network with p < D.
+
+    Take a unit vector v from the null space of the Jacobian J = ∂Φ/∂x at x (it exists because J is p × D with
+    p < D), step to x + size·‖x‖·v, then remove the remaining second-order mismatch with Gauss–Newton steps
+    Δ ← Δ − J⁺(x+Δ)·(Φ(x+Δ) − Φ(x)), which move only within J's row space and so keep the null-space step.
+    Returns both inputs, the parameter count p, D, and the relative distances of inputs and gradients.
+    """
+    x = nn.functional.interpolate(image[None].double(), size=(8, 8), mode="area")  # 1×3×8×8, D = 192
+    torch.manual_seed(seed)
+    net = _TinyNet().double()
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    y = torch.tensor([label])
+
+    def phi(inputs):
+        g = grad(lambda p: nn.functional.cross_entropy(functional_call(net, p, (inputs,)), y))(params)
+        return torch.cat([t.flatten() for t in g.values()])
+
+    target = phi(x)
+    p, d = target.numel(), x.numel()
+    jac = jacrev(phi)(x).reshape(p, d)
+    _, _, vh = torch.linalg.svd(jac)
+    direction = vh[-1].reshape(x.shape)  # a right singular vector with singular value 0: the null space
+    delta = size * x.norm() * direction / direction.norm()
+    for _ in range(steps):
+        residual = phi(x + delta) - target
+        jac = jacrev(phi)(x + delta).reshape(p, d)
+        delta = delta - (torch.linalg.pinv(jac) @ residual).reshape(x.shape)
+    other = x + delta
+    return dict(x=x[0].float(), x_other=other[0].float(), parameters=p, input_size=d,
+                input_distance=float((other - x).norm() / x.norm()),
+                gradient_distance=float((phi(other) - target).norm() / target.norm()),
+                jacobian_rank=int(torch.linalg.matrix_rank(jacrev(phi)(x).reshape(p, d))))
+
+
+# -- Fig. 4 and Table 5 experiments ---------------------------------------------------------------------------
+
+def paper_table5() -> pd.DataFrame:
+    """The paper's Table 5 as a frame: rows (attack, metric), columns batch sizes."""
+    rows = {(attack, metric): {b: values[i] for b, values in by_batch.items()}
+            for attack, by_batch in PAPER_TABLE5.items()
+            for i, metric in enumerate(("LPIPS", "BRR %", "WSRR %"))}
+    return pd.DataFrame(rows).T
+
+
+def _attack(settings: Profile, name: str) -> dict:
+    """GiaExperiment fields of one of the four attacks of Fig. 4."""
+    if name == "G_L":
+        return attack_settings(settings, "gia-l")
+    base = attack_settings(settings, "gia-o")
+    prior = {"G_O": (), "G_O+TV": (("tv", settings.prior_weight),), "G_O+BN": (("bn", settings.prior_weight),)}
+    return dict(base, priors=prior[name])
+
+
+def _experiment(settings: Profile, device: str, seed: int, attack: str, **fields) -> GiaExperiment:
+    return GiaExperiment(dataset=settings.dimension_data, model=settings.dimension_model,
+                         model_options=settings.dimension_model_options, bn_mode=settings.dimension_bn_mode,
+                         client_lr=settings.client_lr, device=device, seed=seed, **_attack(settings, attack),
+                         **fields)
+
+
+def resolution_experiments(settings: Profile, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
+    """Fig. 4a: B = 1, every attack at every resolution (and seed)."""
+    return [(a, _experiment(settings, device, seed + s, a, image_size=r)) for r in settings.resolutions
+            for a in ATTACKS for s in range(settings.seeds)]
+
+
+def batch_experiments(settings: Profile, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
+    """Fig. 4b: 32² images, every attack at every batch size (and seed)."""
+    return [(a, _experiment(settings, device, seed + s, a, num_samples=b)) for b in settings.batch_sizes
+            for a in ATTACKS for s in range(settings.seeds)]
+
+
+def table5_experiments(settings: Profile, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
+    """Table 5: GIA-O (TV) and GIA-L at each batch size, each batch attacked from several initialisations."""
+    return [(a, _experiment(settings, device, seed + s, a, num_samples=b, attack_seed=1000 * (seed + s) + i))
+            for b in settings.table5_batch_sizes for a in ("G_O+TV", "G_L") for s in range(settings.seeds)
+            for i in range(settings.wsrr_initialisations)]
+
+
+def run_frame(labelled, *, progress=True, desc="runs") -> tuple[pd.DataFrame, list]:
+    """Run (or load) labelled experiments; one row per run with its per-sample scores."""
+    results = run_grid([e for _, e in labelled], progress=progress, desc=desc)
+    rows = [dict(attack=a, resolution=e.image_size, batch=e.num_samples, seed=e.seed,
+                 init=e.seed if e.attack_seed is None else e.attack_seed, psnr=r["psnr"], ssim=r["ssim"],
+                 lpips=r["lpips"], psnr_per_sample=r["psnr_per_sample"], lpips_per_sample=r["lpips_per_sample"],
+                 seconds=r["seconds"]) for (a, e), r in zip(labelled, results)]
+    return pd.DataFrame(rows), results
+
+
+def table5(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean PSNR/LPIPS, BRR and WSRR per (attack, batch size): BRR over every sample of every run, WSRR per
+    batch over its initialisations, then averaged over batches (seeds)."""
+    rows = []
+    for (attack, batch), runs in frame.groupby(["attack", "batch"]):
+        has_lpips = runs.lpips.notna().all()
+        brr_values, wsrr_values = [], []
+        for _, batch_runs in runs.groupby("seed"):
+            psnr = np.array(batch_runs.psnr_per_sample.tolist())
+            lpips = np.array(batch_runs.lpips_per_sample.tolist()) if has_lpips else None
+            brr_values.append(metrics.brr(psnr, lpips))
+            wsrr_values.append(metrics.wsrr(psnr, lpips))
+        rows.append(dict(attack="GIA-O" if attack == "G_O+TV" else "GIA-L", batch=batch,
+                         psnr=runs.psnr.mean(), lpips=runs.lpips.mean() if has_lpips else None,
+                         brr=100 * np.mean([r.value for r in brr_values]),
+                         wsrr=100 * np.mean([r.value for r in wsrr_values]), criterion=brr_values[0].criterion))
+    return pd.DataFrame(rows)
+
+
+def _falls(frame, x):
+    means = frame.groupby(x)["psnr"].mean()
+    rho = spearmanr(means.index, means.values).statistic if len(means) > 1 else float("nan")
+    return float(rho), float(means.iloc[0]), float(means.iloc[-1])
+
+
+def insight_claims(fig4a: pd.DataFrame, fig4b: pd.DataFrame, table: pd.DataFrame) -> list[Claim]:
+    """Insight 4.2.1 on our numbers: quality falls with resolution and with batch size; GIA-L degrades more
+    gracefully than GIA-O at the largest sizes; BRR/WSRR agree with mean quality."""
+    claims = []
+    for x, frame, label, paper in [
+            ("resolution", fig4a, "resolution", "all attacks LPIPS > 0.3 at high resolution (Fig. 4a)"),
+            ("batch", fig4b, "batch size", "GIA works below batch ~30, fails beyond (Fig. 4b)")]:
+        rho, first, last = _falls(frame[frame.attack == "G_O+TV"], x)
+        claims.append(Claim("4.2.1", f"G_O+TV: quality falls with {label}", bool(rho < 0 and last < first),
+                            f"ρ({label}, PSNR) = {rho:.2f}; PSNR {first:.1f} → {last:.1f} dB", paper))
+    largest = fig4b[fig4b.batch == fig4b.batch.max()]
+    smallest = fig4b[fig4b.batch == fig4b.batch.min()]
+    drop = {a: smallest[smallest.attack == a].psnr.mean() - largest[largest.attack == a].psnr.mean()
+            for a in ("G_O+TV", "G_L")}
+    claims.append(Claim("4.2.1", "GIA-L degrades more gracefully than GIA-O as the batch grows",
+                        bool(drop["G_L"] < drop["G_O+TV"]),
+                        f"PSNR drop from B={fig4b.batch.min()} to B={fig4b.batch.max()}: GIA-L {drop['G_L']:.1f} dB, "
+                        f"GIA-O {drop['G_O+TV']:.1f} dB", "GIA-L LPIPS rises less steeply at large batches (Fig. 4)"))
+    agree = []
+    for attack, rows in table.groupby("attack"):
+        rows = rows.sort_values("batch")
+        agree.append(spearmanr(rows.psnr, rows.brr).statistic >= 0 if rows.brr.nunique() > 1 else True)
+    claims.append(Claim("4.2.1", "BRR and WSRR agree with mean quality (they fall together as the batch grows)",
+                        bool(all(agree) and (table.wsrr >= table.brr).all()),
+                        "; ".join(f"{r.attack} B={r.batch}: PSNR {r.psnr:.1f}, BRR {r.brr:.0f}%, WSRR {r.wsrr:.0f}%"
+                                  for r in table.itertuples()),
+                        "LPIPS < 0.1 ⇔ high BRR/WSRR; LPIPS ≥ 0.1 ⇔ BRR ≈ 0 (Table 5)"))
+    return claims
+
+
+def figure(fig4a: pd.DataFrame, fig4b: pd.DataFrame):
+    """PSNR against resolution (Fig. 4a) and against batch size (Fig. 4b) for the four attacks."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    sns.lineplot(fig4a, x="resolution", y="psnr", hue="attack", marker="o", ax=axes[0])
+    axes[0].set(xscale="log", title="Fig. 4a: resolution (B = 1)", xlabel="resolution (px)", ylabel="PSNR (dB) ↑")
+    sns.lineplot(fig4b, x="batch", y="psnr", hue="attack", marker="o", ax=axes[1])
+    axes[1].set(xscale="log", title="Fig. 4b: batch size", xlabel="batch size B", ylabel="PSNR (dB) ↑")
+    for ax in axes:
+        ax.axhline(18, color="red", lw=0.8, ls="--")
+    return fig
