@@ -2,8 +2,9 @@
 
 Notebooks stay thin: their first cell calls ``configure`` with the papermill parameters, they compute with
 the section modules, check the section's insight with ``record_claims`` and show reconstructions with
-``reconstruction_explorer``. The same helpers prepare executed notebooks for Jupyter Book
-(``python -m giasok.book prepare``) and write the intro's scorecard (``python -m giasok.book scorecard``).
+``reconstruction_explorer``. ``build_book`` (``python -m giasok.book build``, what ``make book`` runs)
+executes the notebooks with papermill, stages them with ``book/``, the intro's scorecard and the offline
+JavaScript, and builds the HTML with Jupyter Book; ``python -m giasok.book run 01`` executes one section.
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from .profiles import Profile, check_device, get_profile
 
 __all__ = ["configure", "Claim", "record_claims", "reading", "reconstruction_grid", "reconstruction_explorer",
            "png_bytes", "explorer_panels", "image_row", "scorecard_markdown", "build_book", "execute", "claims_dir"]
-
 
 
 def claims_dir() -> Path:

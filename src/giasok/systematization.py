@@ -31,12 +31,12 @@ DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "systematization.c
 
 #: Adversary knowledge, ranked from freely available (0) to over-assumed (5).
 ASSUMPTION_LEVELS: dict[int, str] = {
-    0: "basic information: shared gradient, model, input shape and sample count N",
-    1: "priors: generic regularities of natural data or of gradients (e.g. smoothness)",
-    2: "data distribution: data like the client's, e.g. to pre-train a generator",
-    3: "client-side training details: learning rate, epochs, batch size, optimiser",
+    0: "basics: gradient, model, input shape, N",
+    1: "priors on data or gradients (e.g. smoothness)",
+    2: "data distribution (e.g. to pre-train a generator)",
+    3: "client training details (lr, epochs, batch size)",
     4: "batch-norm statistics of the victim's batch",
-    5: "malicious behaviour: the server tampers with the model or the protocol",
+    5: "malicious behaviour (tampered model or protocol)",
 }
 
 #: Allowed values of each multi-valued column, in their canonical order.
@@ -116,7 +116,7 @@ def filterable_table(df: pd.DataFrame, caption: str | None = None):
     table = to_html_datatable(
         _as_text(df), caption=caption, connected=False,
         showIndex=False, paging=False, column_filters="footer",
-        classes="display compact", maxBytes=0, display_logo_when_loading=False,
+        classes="display compact nowrap", scrollX=True, maxBytes=0, display_logo_when_loading=False,
     )
     return HTML(generate_init_offline_itables_html(dt_bundle) + table)
 
@@ -146,7 +146,7 @@ def timeline_figure(df: pd.DataFrame) -> Figure:
         lane, year = lanes.index(first), row.year
         height = stack.setdefault((lane, year), 0)
         stack[lane, year] += 1
-        y = lane - 0.4 + 0.15 * height
+        y = lane + 0.375 - 0.15 * height  # stack upwards within the lane
         edge = STRATEGY_COLOURS[others[0]] if others else "black"
         ax.scatter(year, y, s=70, marker="D" if "M" in row.trust else "o",
                    color=STRATEGY_COLOURS[first], edgecolors=edge,
@@ -158,13 +158,15 @@ def timeline_figure(df: pd.DataFrame) -> Figure:
     ax.set_xticks(list(years))
     ax.set_xlim(min(years) - 0.3, max(years) + 0.9)
     ax.set_yticks(range(len(lanes)), lanes)
-    ax.set_ylim(-0.6, len(lanes) - 0.35)
+    ax.set_ylim(len(lanes) - 0.5, -0.75)  # GIA-O on top, room for the legend
     for boundary in range(len(lanes) - 1):
-        ax.axhline(boundary + 0.55, color="0.85", lw=0.8)
+        ax.axhline(boundary + 0.5, color="0.85", lw=0.8)
     ax.set_xlabel("year")
     ax.set_title("Gradient inversion attacks by year and strategy (paper Table 7)")
     ax.legend(handles=[
         Line2D([], [], ls="", marker="o", color="0.5", label="honest-but-curious server"),
         Line2D([], [], ls="", marker="D", color="0.5", label="malicious server"),
-    ], loc="upper left", fontsize=8)
+        Line2D([], [], ls="", marker="o", color=STRATEGY_COLOURS["GIA-O"], markeredgewidth=2.5,
+               markeredgecolor=STRATEGY_COLOURS["GIA-A"], label="edge: second strategy"),
+    ], loc="upper left", ncols=3, fontsize=8)
     return fig
