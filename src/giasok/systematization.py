@@ -118,7 +118,9 @@ def filterable_table(df: pd.DataFrame, caption: str | None = None):
         showIndex=False, paging=False, column_filters="footer",
         classes="display compact nowrap", scrollX=True, maxBytes=0, display_logo_when_loading=False,
     )
-    return HTML(generate_init_offline_itables_html(dt_bundle) + table)
+    # Let the footer's filter boxes shrink to their column instead of widening it.
+    style = "<style>.dt-container tfoot input {width: 100%; min-width: 3em; box-sizing: border-box;}</style>"
+    return HTML(generate_init_offline_itables_html(dt_bundle) + style + table)
 
 
 def assumption_level_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -136,11 +138,11 @@ def timeline_figure(df: pd.DataFrame) -> Figure:
     edge in the colour of the second.  Circles mark honest-but-curious
     attacks, diamonds attacks that need a malicious server.
     """
-    lanes = list(STRATEGY_COLOURS)
-    stack = {}  # (lane, year) -> publications already placed there
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(12, 7), layout="constrained")
+    lanes = list(STRATEGY_COLOURS)
+    stack = {}  # (lane, year) -> publications already placed there
+    fig, ax = plt.subplots(figsize=(11, 7.5), layout="constrained")
     for row in df.itertuples():
         first, *others = row.strategy
         lane, year = lanes.index(first), row.year
@@ -152,7 +154,7 @@ def timeline_figure(df: pd.DataFrame) -> Figure:
                    color=STRATEGY_COLOURS[first], edgecolors=edge,
                    linewidths=2.5 if others else 0.5, zorder=3)
         ax.annotate(f"{row.publication} [{row.ref}]", (year, y), xytext=(7, 0),
-                    textcoords="offset points", va="center", fontsize=7.5)
+                    textcoords="offset points", va="center", fontsize=8)
 
     years = range(df["year"].min(), df["year"].max() + 1)
     ax.set_xticks(list(years))
