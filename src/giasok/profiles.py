@@ -72,7 +72,7 @@ PROFILES = {
         name="cpu", model="convnet", model_options=(("width", 32),),
         attack_iterations=300, attack_restarts=1, tv_weight=1e-4, client_lr=0.1,
         latent_iterations=150, latent_lr=0.05, generator_iterations=150, generator_lr=1e-4,
-        dcgan=(("iterations", 3000), ("width", 32)), attacks=("gia-o", "gia-l"),
+        dcgan=(("iterations", 2000), ("width", 32)), attacks=("gia-o", "gia-l"),
         table1_data=(("patches", 1), ("patches", 2)), local_updates=(1, 2, 4, 6, 8),
         table2_data=(("patches", 1),), minibatches=(1, 2, 4), seeds=1,
         dimension_model="resnet18", dimension_model_options=(("width", 0.125),), dimension_data="patches",
