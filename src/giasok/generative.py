@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-__all__ = ["DCGANConfig", "DCGANGenerator", "train_dcgan", "load_biggan", "GeneratorUnavailable"]
+__all__ = ["DCGANConfig", "DCGANGenerator", "train_dcgan", "sample_figure", "load_biggan", "GeneratorUnavailable"]
 
 
 class GeneratorUnavailable(RuntimeError):
@@ -164,6 +164,25 @@ def _dcgan_init(module):
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def sample_figure(generator: nn.Module, *, count: int = 16, seed: int = 0, title: str | None = None):
+    """A grid of ``count`` samples G(z) for z ~ N(0, I) drawn with ``seed``."""
+    import matplotlib.pyplot as plt
+
+    z = torch.randn(count, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        images = generator(z.to(next(generator.parameters()).device)).cpu()
+    cols = min(count, 8)
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows + 0.4), squeeze=False,
+                             constrained_layout=True)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image in zip(axes.flat, images):
+        ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
+    fig.suptitle(title or "generator samples", fontsize=10)
+    return fig
 
 
 def load_biggan(name: str = "biggan-deep-256"):
