@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -19,6 +20,9 @@ def test_result_is_stored_atomically_and_reloaded_not_recomputed(tmp_path):
     paths = result_paths(config, tmp_path)
     assert all(p.exists() for p in paths.values())
     assert not list(tmp_path.rglob("*.tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all(p.stat().st_mode & 0o777 == 0o666 & ~umask for p in paths.values())  # not mkstemp's 0600
     stamp = paths["json"].stat().st_mtime_ns
     second = run(config, root=tmp_path)
     assert second["cached"] and second["psnr"] == first["psnr"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_write
 from .profiles import Profile, check_device, get_profile
 
 __all__ = ["configure", "Claim", "record_claims", "reading", "reconstruction_grid", "reconstruction_explorer",
@@ -72,11 +73,8 @@ def record_claims(section: str, profile: str, claims: list[Claim], *, root: str 
     import pandas as pd
 
     folder = Path(root) if root else claims_dir()
-    path = folder / profile / f"{section}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps([dataclasses.asdict(c) for c in claims], indent=1))
-    os.replace(tmp, path)
+    payload = json.dumps([dataclasses.asdict(c) for c in claims], indent=1).encode()
+    atomic_write(folder / profile / f"{section}.json", lambda f: f.write(payload))
     table = pd.DataFrame([dataclasses.asdict(c) for c in claims])
     table["result"] = np.where(table["passed"], "PASS", "FAIL")
     table = table[["claim", "result", "ours", "paper"]]

@@ -21,12 +21,13 @@ scikit-learn and cached under ``root`` (the ``smoke`` and ``cpu`` profiles use t
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from ._io import atomic_write
 
 __all__ = ["DATASETS", "DatasetUnavailable", "ImageDataset", "load_dataset", "victim_batch", "PATCH_SOURCES",
            "CANARY_SOURCES"]
@@ -107,16 +108,8 @@ def _resize_shorter_side(image, size):
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def _atomic_save_npz(path: Path, **arrays):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _save_npz(path: Path, **arrays):
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def _make_patches(split, image_size, per_class, seed):
@@ -142,7 +135,7 @@ def _patches(root, split, image_size=32, seed=0):
     path = Path(root) / "cache" / f"patches-{split}-{image_size}px-{per_class}-seed{seed}.npz"
     if not path.exists():
         images, labels = _make_patches(split, image_size, per_class, seed)
-        _atomic_save_npz(path, images=images, labels=labels)
+        _save_npz(path, images=images, labels=labels)
     with np.load(path) as cached:
         return ImageDataset(cached["images"], cached["labels"], list(PATCH_SOURCES))
 
@@ -150,7 +143,7 @@ def _patches(root, split, image_size=32, seed=0):
 def _canaries(root, split):
     path = Path(root) / "cache" / "canaries.npz"
     if not path.exists():
-        _atomic_save_npz(path, **{name: _rgb(load()) for name, load in CANARY_SOURCES.items()})
+        _save_npz(path, **{name: _rgb(load()) for name, load in CANARY_SOURCES.items()})
     with np.load(path) as cached:
         images = [cached[name] for name in CANARY_SOURCES]
     return ImageDataset(images, range(len(images)), list(CANARY_SOURCES))

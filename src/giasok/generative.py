@@ -19,13 +19,14 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from ._io import atomic_write
 
 __all__ = ["DCGANConfig", "DCGANGenerator", "train_dcgan", "sample_figure", "load_biggan", "GeneratorUnavailable"]
 
@@ -112,11 +113,7 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
         data = load_dataset(dataset, "train", root=root, **data_options)
         images = _resized_stack(data, resolution)
         _fit(generator, images, config, device, progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-        with os.fdopen(fd, "wb") as f:
-            torch.save(generator.state_dict(), f)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(generator.state_dict(), f))
     generator.config = config
     return generator.to(device).eval()
 

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from . import metrics
+from ._io import atomic_write
 from .attacks import invert
 from .data import load_dataset, victim_batch
 from .fl import client_update
@@ -54,19 +54,6 @@ def result_paths(config, root: str | os.PathLike | None = None) -> dict:
     return {"json": base.with_suffix(".json"), "npz": base.with_suffix(".npz"), "png": base.with_suffix(".png")}
 
 
-def _atomic_write(path: Path, write):
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(config, *, root: str | os.PathLike | None = None) -> dict:
     """The result of ``config``: loaded from the cache, or computed and stored.
 
@@ -83,11 +70,11 @@ def run(config, *, root: str | os.PathLike | None = None) -> dict:
     else:
         result, arrays = config.compute()
         result = dict(result, config=dataclasses.asdict(config), hash=config_hash(config))
-        _atomic_write(paths["npz"], lambda f: np.savez_compressed(f, **arrays))
+        atomic_write(paths["npz"], lambda f: np.savez_compressed(f, **arrays))
         if "reconstruction" in arrays:
-            _atomic_write(paths["png"], lambda f: _save_grid(f, arrays["truth"], arrays["reconstruction"]))
+            atomic_write(paths["png"], lambda f: _save_grid(f, arrays["truth"], arrays["reconstruction"]))
         # the JSON goes last: its presence marks a complete result
-        _atomic_write(paths["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
+        atomic_write(paths["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
     return dict(result, arrays=arrays, cached=cached)
 
 
@@ -95,7 +82,7 @@ def _refresh(config, result, arrays, paths):
     """Fill in LPIPS on a cached attack result once the AlexNet weights are installed (no new attack)."""
     if result.get("lpips") is None and "reconstruction" in arrays and metrics.lpips_available():
         result = dict(result, **_scores(arrays["reconstruction"], arrays["truth"]))
-        _atomic_write(paths["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
+        atomic_write(paths["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
     return result
 
 
