@@ -1,1 +1,17 @@
-"""giasok."""
+"""giasok — a reproducible companion to "SoK: On Gradient Leakage in Federated Learning".
+
+Modules, named after the paper's concepts:
+
+* ``models`` — victim networks taking [0, 1] images (ConvNet with Table 4's switches, LeNet, CIFAR ResNets).
+* ``data`` — CIFAR/ImageNet loaders and the offline ``patches`` / ``canaries`` sets.
+* ``fl`` — a client's local training (FedSGD, FedAvg) and its shared update.
+* ``attacks`` — GIA-O and GIA-L against an update, and label inference.
+* ``priors`` — total variation and BatchNorm-statistics priors.
+* ``generative`` — the DCGAN GIA-L searches (trained and cached here).
+* ``metrics`` — PSNR, SSIM, LPIPS, Hungarian matching, BRR, WSRR.
+* ``theory`` — §4.1's Lemma 4.1 and Theorem 4.2, executed.
+* ``runs`` / ``profiles`` — cached experiments and the smoke/cpu/paper sizes.
+* ``systematization``, ``training_setup``, ``data_dimension``, ``book`` — the book's sections and plumbing.
+"""
+
+__version__ = "0.1.0"
