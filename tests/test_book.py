@@ -121,6 +121,9 @@ def test_slider_switches_reconstructions_in_the_static_page(browser_page):
     page.goto(base + "notebooks/01_training_setup.html")
     handle = page.locator(".widget-slider .noUi-handle").first
     handle.wait_for(timeout=30000)
+    # the widget manager renders the panels after the slider: wait for the first caption before reading
+    page.wait_for_function("() => [...document.querySelectorAll('.widget-html-content')]"
+                           ".some(e => e.offsetParent !== null && e.innerText.startsWith('U = 1'))", timeout=30000)
 
     def captions():
         return [t for t in page.locator(".widget-html-content:visible").all_inner_texts() if "PSNR" in t]
@@ -131,7 +134,7 @@ def test_slider_switches_reconstructions_in_the_static_page(browser_page):
     handle.focus()
     page.keyboard.press("ArrowRight")
     page.wait_for_function("() => [...document.querySelectorAll('.widget-html-content')]"
-                           ".some(e => e.offsetParent !== null && e.innerText.startsWith('U = 4'))", timeout=5000)
+                           ".some(e => e.offsetParent !== null && e.innerText.startsWith('U = 4'))", timeout=15000)
     after = captions()
     assert after[0] != before[0] and after[0].startswith("U = 4")
     page.screenshot(path=str(BUILD / "screenshot-01-training-setup.png"), full_page=True)

@@ -166,11 +166,13 @@ def explorer_panels(table, results: list, *, x: str, toggle: str | None = None, 
     caption), for rows matching ``where`` (e.g. ``dataset=…, seed=…``). Where a toggle value has no run at
     some slider position (e.g. WST at one mini-batch, where it is the BST attack), the run of another toggle
     value at that position is shown, captioned with its own label."""
+    import pandas as pd
+
     panels = {}
     for (_, row), result in zip(table.iterrows(), results):
         if any(row[k] != v for k, v in where.items()):
             continue
-        lpips = "n/a" if row.lpips is None or _isna(row.lpips) else f"{row.lpips:.3f}"
+        lpips = "n/a" if pd.isna(row.lpips) else f"{row.lpips:.3f}"
         caption = (f"{x} = {row[x]}{' · ' + str(row[toggle]) if toggle else ''} · PSNR {row.psnr:.1f} dB · "
                    f"SSIM {row.ssim:.2f} · LPIPS {lpips}")
         key = (row[toggle], row[x]) if toggle else row[x]
@@ -181,10 +183,6 @@ def explorer_panels(table, results: list, *, x: str, toggle: str | None = None, 
                 if (t, step) not in panels:
                     panels[(t, step)] = next(v for k, v in panels.items() if k[1] == step)
     return panels
-
-
-def _isna(value) -> bool:
-    return isinstance(value, float) and np.isnan(value)
 
 
 def image_row(images: list, titles: list):

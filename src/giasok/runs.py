@@ -66,7 +66,7 @@ def run(config, *, root: str | os.PathLike | None = None) -> dict:
         result = json.loads(paths["json"].read_text())
         with np.load(paths["npz"]) as stored:
             arrays = dict(stored)
-        result = _refresh(config, result, arrays, paths)
+        result = _refresh(result, arrays, paths)
     else:
         result, arrays = config.compute()
         result = dict(result, config=dataclasses.asdict(config), hash=config_hash(config))
@@ -78,7 +78,7 @@ def run(config, *, root: str | os.PathLike | None = None) -> dict:
     return dict(result, arrays=arrays, cached=cached)
 
 
-def _refresh(config, result, arrays, paths):
+def _refresh(result, arrays, paths):
     """Fill in LPIPS on a cached attack result once the AlexNet weights are installed (no new attack)."""
     if result.get("lpips") is None and "reconstruction" in arrays and metrics.lpips_available():
         result = dict(result, **_scores(arrays["reconstruction"], arrays["truth"]))

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .book import Claim
+from .metrics import TAU_PSNR
 from .profiles import Profile
 from .runs import GiaExperiment, run_grid
 
@@ -163,5 +164,5 @@ def figure(table1: pd.DataFrame, table2: pd.DataFrame):
                  style="dataset", marker="o", ax=axes[1])
     axes[1].set(title="Table 2: mini-batch SGD, one epoch", xlabel="mini-batches N/B", ylabel="PSNR (dB) ↑")
     for ax in axes:
-        ax.axhline(18, color="red", lw=0.8, ls="--")  # τ1 of Appx C.II: below it a sample does not leak
+        ax.axhline(TAU_PSNR, color="red", lw=0.8, ls="--")  # τ1 of Appx C.II: below it a sample does not leak
     return fig
