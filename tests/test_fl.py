@@ -64,3 +64,54 @@ def test_fedavg_round_is_the_sample_weighted_mean_of_client_models():
         assert torch.allclose(p, expected, atol=1e-6)
     one = apply_update(model, updates[1].delta, updates[1].buffers)
     assert torch.equal(dict(one.named_buffers())["features.2.running_mean"], updates[1].buffers["features.2.running_mean"])
+
+
+class _Interrupted(Exception):
+    """Stands in for a Ctrl-C or a killed job in the middle of a run."""
+
+
+def _counting(monkeypatch, fail_after=None):
+    """Count FedAvg rounds run (and optionally interrupt the run after ``fail_after`` of them)."""
+    from giasok import fl
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        if fail_after is not None and len(calls) == fail_after:
+            raise _Interrupted("simulated interruption")
+        calls.append(kwargs["seed"])
+        return fedavg_round(*args, **kwargs)  # the original, imported at the top
+
+    monkeypatch.setattr(fl, "fedavg_round", counted)
+    return calls
+
+
+def test_an_interrupted_fedavg_run_resumes_at_the_last_finished_round(tmp_path, monkeypatch):
+    from giasok.runs import FedAvgTraining
+
+    training = FedAvgTraining(model="convnet", model_options=(("width", 4),), clients=2, samples_per_client=8,
+                              batch_size=4, lr=0.05)
+    reference = training.global_model(4, root=tmp_path / "uninterrupted", progress=False)
+    root = tmp_path / "interrupted"
+    _counting(monkeypatch, fail_after=2)
+    with pytest.raises(_Interrupted):
+        training.global_model(4, root=root, progress=False)
+    assert training.last_checkpoint(4, root=root) == 2
+    calls = _counting(monkeypatch)
+    resumed = training.global_model(4, root=root, progress=False)
+    assert len(calls) == 2  # rounds 3 and 4 only
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name  # resuming changes nothing
+    assert not torch.equal(reference.state_dict()["classifier.weight"],
+                           training.initial_model().state_dict()["classifier.weight"])
+    training.global_model(3, root=root, progress=False)
+    assert len(calls) == 2  # an earlier round is read from disk
+
+
+def test_fedavg_training_refuses_impossible_splits():
+    from giasok.runs import FedAvgTraining
+
+    with pytest.raises(ValueError, match="batch_size"):
+        FedAvgTraining(samples_per_client=8, batch_size=16)
+    with pytest.raises(ValueError, match="exceeds"):
+        FedAvgTraining(clients=20, samples_per_client=400).client_data()

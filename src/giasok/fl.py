@@ -7,6 +7,10 @@ learning rate η, and shares the parameter change W_U − W_0 after U = E·⌈N/
 * Full batch, several updates (Table 1): ``batch_size=None``, ``epochs=U``.
 * FedAvg / mini-batch SGD (Table 2): ``batch_size=B < N`` — U = N/B steps per epoch.
 
+``fedavg_round`` is one round of FedAvg over a list of clients; ``fedavg_rounds`` runs rounds one after
+another (§5.1 trains the global model this way and attacks it at every round). Checkpointing the global
+model, so that an interrupted run resumes, is the result cache's job: ``giasok.runs.FedAvgTraining``.
+
 BatchNorm: the client trains in **train mode**, normalising with each mini-batch's own statistics, as a
 real client does (the paper's §5 models and the later practical study both stress this). The running
 statistics it accumulates are returned in ``ClientUpdate.buffers`` for aggregation; attacks here do not
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["ClientUpdate", "client_update", "fedavg_round", "apply_update", "minibatch_schedule"]
+__all__ = ["ClientUpdate", "client_update", "fedavg_round", "fedavg_rounds", "apply_update", "minibatch_schedule"]
 
 
 @dataclass(frozen=True)
@@ -142,3 +146,21 @@ def fedavg_round(global_model: nn.Module, clients, *, lr: float, epochs: int = 1
         buffers[name] = (sum(u.buffers[name] * (u.num_samples / total) for u in updates)
                          if first.is_floating_point() else first)
     return apply_update(global_model, delta, buffers), updates
+
+
+def fedavg_rounds(global_model: nn.Module, clients, *, rounds: int, lr: float, epochs: int = 1,
+                  batch_size: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                  start: int = 0):
+    """Run FedAvg rounds ``start + 1 … rounds`` from ``global_model`` (the model after round ``start``),
+    yielding ``(t, global model after round t)``.
+
+    Round t's randomness (each client's shuffling and dropout) depends on ``seed`` and t alone, so a run
+    resumed from the model after round ``start`` continues exactly as an uninterrupted one would.
+    """
+    if not 0 <= start <= rounds:
+        raise ValueError(f"need 0 ≤ start ≤ rounds, got start={start}, rounds={rounds}")
+    model = global_model
+    for t in range(start + 1, rounds + 1):
+        model, _ = fedavg_round(model, clients, lr=lr, epochs=epochs, batch_size=batch_size,
+                                seed=seed * 1_000_003 + t * len(clients), device=device)
+        yield t, model

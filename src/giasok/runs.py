@@ -9,6 +9,10 @@ truth over reconstruction), each written atomically, and on a later call loads i
 
 ``GiaExperiment`` is the unit the paper's tables are made of: draw a victim batch, build W_0, let the
 client train, attack its update, score the reconstruction.
+
+``FedAvgTraining`` is a FedAvg run over rounds (§5.1): its global model after every round is a checkpoint
+in the cache (``results/FedAvgTraining/<hash>/round-0007.pt``), so asking for round t trains only the rounds
+not yet on disk, and an interrupted run resumes at the last finished round.
 """
 from __future__ import annotations
 
@@ -28,10 +32,10 @@ from . import metrics
 from ._io import atomic_write
 from .attacks import invert
 from .data import load_dataset, victim_batch
-from .fl import client_update
+from .fl import client_update, fedavg_rounds
 from .models import build_model
 
-__all__ = ["CACHE_VERSION", "GiaExperiment", "run", "run_grid", "config_hash", "result_paths"]
+__all__ = ["CACHE_VERSION", "GiaExperiment", "FedAvgTraining", "run", "run_grid", "config_hash", "result_paths"]
 
 # Bump when a change to the code changes what a cached configuration would compute.
 CACHE_VERSION = 1
@@ -230,3 +234,89 @@ class GiaExperiment:
         arrays = {"truth": images.numpy(), "reconstruction": matched.numpy(), "labels": labels.numpy(),
                   "order": order, "loss_history": np.asarray(rec.loss_history)}
         return result, arrays
+
+
+@dataclass(frozen=True)
+class FedAvgTraining:
+    """FedAvg training of ``model`` on ``dataset``'s train split, checkpointed after every round.
+
+    ``clients`` clients hold ``samples_per_client`` samples each (an IID split drawn with ``seed``) and
+    train ``epochs`` local epochs of mini-batch SGD with ``batch_size`` at ``lr`` in each round (BatchNorm in
+    train mode, as real clients do); the server averages. The number of rounds is not part of the
+    configuration: round t's model is the same whether the run goes on to 20 rounds or 100, so a longer run
+    reuses a shorter one's checkpoints.
+    """
+
+    dataset: str = "patches"
+    image_size: int = 32
+    model: str = "convnet"
+    model_options: tuple = ()
+    model_seed: int = 0
+    clients: int = 5
+    samples_per_client: int = 100
+    batch_size: int = 32
+    epochs: int = 1
+    lr: float = 0.01
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.clients < 1 or self.samples_per_client < 1 or self.epochs < 1 or self.lr <= 0:
+            raise ValueError(f"need clients ≥ 1, samples_per_client ≥ 1, epochs ≥ 1, lr > 0; got {self.clients}, "
+                             f"{self.samples_per_client}, {self.epochs}, {self.lr}")
+        if not 1 <= self.batch_size <= self.samples_per_client:
+            raise ValueError(f"batch_size must be in 1..samples_per_client={self.samples_per_client}, "
+                             f"got {self.batch_size}")
+
+    def _data(self, split: str):
+        options = {"image_size": self.image_size} if self.dataset in ("patches", "imagenet") else {}
+        return load_dataset(self.dataset, split, **options)
+
+    def client_data(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each client's (images, labels): disjoint random draws from the train split."""
+        data = self._data("train")
+        needed = self.clients * self.samples_per_client
+        if needed > len(data):
+            raise ValueError(f"{self.clients} clients × {self.samples_per_client} samples = {needed} exceeds the "
+                             f"{len(data)} training samples of {self.dataset}")
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(self.seed))[:needed]
+        shards = []
+        for idx in order.view(self.clients, self.samples_per_client):
+            items = [data[int(i)] for i in idx]
+            shards.append((torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])))
+        return shards
+
+    def test_data(self):
+        """The test split, on which the global model's accuracy is measured."""
+        return self._data("test")
+
+    def initial_model(self) -> torch.nn.Module:
+        return build_model(self.model, len(self._data("test").classes), seed=self.model_seed,
+                           **dict(self.model_options))
+
+    def checkpoint_path(self, round_: int, root: str | os.PathLike | None = None) -> Path:
+        return Path(root or results_dir()) / type(self).__name__ / config_hash(self) / f"round-{round_:04d}.pt"
+
+    def last_checkpoint(self, up_to: int, root: str | os.PathLike | None = None) -> int:
+        """The latest round ≤ ``up_to`` whose global model is on disk (0, the initial model, needs none)."""
+        return max([t for t in range(1, up_to + 1) if self.checkpoint_path(t, root).exists()], default=0)
+
+    def global_model(self, round_: int, *, progress: bool = True, root: str | os.PathLike | None = None):
+        """The global model after ``round_`` rounds (0 = the initial model), training only the missing rounds."""
+        if not isinstance(round_, int) or round_ < 0:
+            raise ValueError(f"round must be a non-negative integer, got {round_!r}")
+        start = self.last_checkpoint(round_, root)
+        model = self.initial_model()
+        if start:
+            state = torch.load(self.checkpoint_path(start, root), map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+        if start == round_:
+            return model
+        rounds = fedavg_rounds(model, self.client_data(), rounds=round_, lr=self.lr, epochs=self.epochs,
+                               batch_size=self.batch_size, seed=self.seed, device=self.device, start=start)
+        bar = tqdm(rounds, total=round_ - start, disable=not progress, unit="round",
+                   desc=f"FedAvg {self.model} rounds {start + 1}–{round_}")
+        for t, model in bar:
+            payload = {"round": t, "model": {k: v.cpu() for k, v in model.state_dict().items()}}
+            atomic_write(self.checkpoint_path(t, root), lambda f: torch.save(payload, f))
+        return model
