@@ -1,21 +1,159 @@
+import math
 import operator
 
 import pytest
 import torch
 import torch.fx
+import torchvision
+from torch import nn
 
-from giasok.models import MODELS, build_model, model_options
+from giasok.models import MODELS, ZOO, CifarResNet, build_model, model_options
+
+# the smallest channel step of each torchvision-based zoo model: widths must be multiples of 1/step
+STEPS = {"vgg11": 64, "vgg16": 64, "vgg19": 64, "resnet50": 64, "resnet152": 64, "densenet121": 32,
+         "googlenet": 8, "inception_v3": 16}
+TORCHVISION_ZOO = [name for name in ZOO if name != "resnet18"]
+
+
+def _small(name):
+    if name in ("resnet18", "resnet34"):
+        return {"width": 0.25}
+    return {"width": 0.125} if name in ZOO else {}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_maps_32px_images_to_logits_and_backpropagates(name):
-    options = {"width": 0.25} if name.startswith("resnet") else {}
-    model = build_model(name, 10, seed=0, **options)
+    model = build_model(name, 10, seed=0, **_small(name))
     x = torch.rand(2, 3, 32, 32)
     out = model(x)
     assert out.shape == (2, 10)
     out.sum().backward()
-    assert all(p.grad is not None for p in model.parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_the_zoo_is_the_nine_models_of_section_5_1():
+    assert ZOO == ("vgg11", "vgg16", "vgg19", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet",
+                   "inception_v3")
+    assert set(ZOO) <= set(MODELS)
+    assert all("width" in model_options(name) for name in ZOO)
+    assert model_options("vgg16") == ["width"]
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_model_gives_plain_logits_in_eval_mode_from_its_last_linear(name):
+    model = build_model(name, 10, seed=0, width=0.125).eval()
+    last_linear = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    seen = []
+    last_linear.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 32, 32))
+    assert type(out) is torch.Tensor and out.shape == (2, 10)
+    assert last_linear.out_features == 10 and torch.equal(seen[0], out)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_model_rejects_unknown_options_and_impossible_widths(name):
+    with pytest.raises(ValueError, match=rf"{name}: unknown option\(s\) \['depth'\]; available: .*width"):
+        build_model(name, 10, seed=0, depth=3)
+    with pytest.raises(ValueError, match="width must be"):
+        build_model(name, 10, seed=0, width=0)
+    if name in STEPS:
+        step = STEPS[name]
+        with pytest.raises(ValueError, match=rf"{name}: width=0.3 gives non-integer .* multiples of 1/{step}"):
+            build_model(name, 10, seed=0, width=0.3)
+
+
+@pytest.mark.parametrize("name", TORCHVISION_ZOO)
+def test_zoo_widths_are_exactly_the_multiples_of_one_over_the_step(name):
+    step = STEPS[name]
+    model = build_model(name, 10, seed=0, width=1 / step)  # every layer down to a few channels
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match=f"1/{step}"):
+        build_model(name, 10, seed=0, width=1 / (2 * step))
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_initialisation_is_decided_by_the_seed(name):
+    state = torch.random.get_rng_state()
+    a = build_model(name, 10, seed=3, width=0.125)
+    assert torch.equal(state, torch.random.get_rng_state())
+    b = build_model(name, 10, seed=3, width=0.125)
+    c = build_model(name, 10, seed=4, width=0.125)
+    for (key, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb), key
+        if pa.dim() > 1:  # every conv / linear weight; BatchNorm's start at 1 and 0 whatever the seed
+            assert not torch.equal(pa, pc), key
+
+
+@pytest.mark.parametrize("name", TORCHVISION_ZOO)
+def test_torchvision_zoo_models_get_pytorch_default_init(name):
+    # PyTorch's default conv / linear init is uniform in ±1/sqrt(fan_in); torchvision's Kaiming-normal (ResNet,
+    # DenseNet) and truncated normals would overshoot that bound.
+    model = build_model(name, 10, seed=0, width=0.125)
+    for key, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            bound = 1 / math.sqrt(module.weight[0].numel())
+            assert module.weight.abs().max() <= bound, key
+            assert module.weight.abs().max() > 0.9 * bound, key
+        if isinstance(module, nn.BatchNorm2d):
+            assert torch.equal(module.weight, torch.ones_like(module.weight)), key
+
+
+def test_pre_zoo_models_keep_their_constructor_initialisation():
+    torch.manual_seed(5)
+    direct = CifarResNet((2, 2, 2, 2), 10, width=0.125)
+    built = build_model("resnet18", 10, seed=5, width=0.125)
+    for pa, pb in zip(direct.parameters(), built.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_resnet18_is_torchvisions_resnet18_with_a_cifar_stem():
+    ours = build_model("resnet18", 10, seed=0)
+    theirs = torchvision.models.resnet18(num_classes=10)
+    assert theirs.conv1.kernel_size == (7, 7) and theirs.conv1.stride == (2, 2)
+    theirs.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    assert [tuple(v.shape) for v in ours.state_dict().values()] == [tuple(v.shape) for v in
+                                                                       theirs.state_dict().values()]
+
+
+def test_vgg_classifier_and_stems_are_adapted_to_32px():
+    vgg = build_model("vgg11", 10, seed=0)  # width 1: torchvision's channel counts
+    linears = [m for m in vgg.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(512, 4096), (4096, 4096), (4096, 10)]
+    assert [m.out_channels for m in vgg.modules() if isinstance(m, nn.Conv2d)] == [64, 128, 256, 256, 512, 512,
+                                                                                   512, 512]
+    googlenet = build_model("googlenet", 10, seed=0, width=0.125).net
+    assert googlenet.conv1.conv.kernel_size == (3, 3) and googlenet.conv1.conv.stride == (1, 1)
+    assert isinstance(googlenet.maxpool1, nn.Identity) and isinstance(googlenet.maxpool2, nn.Identity)
+    resnet = build_model("resnet50", 10, seed=0, width=0.125).net
+    assert resnet.conv1.kernel_size == (3, 3) and resnet.conv1.stride == (1, 1)
+    assert isinstance(resnet.maxpool, nn.Identity)
+    densenet = build_model("densenet121", 10, seed=0, width=0.125).net
+    assert densenet.features.conv0.kernel_size == (3, 3) and isinstance(densenet.features.pool0, nn.Identity)
+
+
+@pytest.mark.parametrize("name,stages", [
+    ("vgg16", {"features": 1}),
+    ("resnet50", {"layer1": 32, "layer4": 4}),
+    ("densenet121", {"denseblock1": 32, "norm5": 4}),
+    ("googlenet", {"inception3b": 32, "inception4e": 16, "inception5b": 8}),
+    ("inception_v3", {"Mixed_5d": 32, "Mixed_6a": 15, "Mixed_7c": 7}),
+])
+def test_feature_maps_at_32px(name, stages):
+    model = build_model(name, 10, seed=0, width=0.125)
+    sizes = {}
+
+    def record(short):
+        def hook(module, inputs, output):
+            sizes[short] = output.shape[-1]
+        return hook
+
+    for key, module in model.named_modules():
+        short = key.rsplit(".", 1)[-1]
+        if short in stages:
+            module.register_forward_hook(record(short))
+    model(torch.rand(1, 3, 32, 32))
+    assert sizes == stages
 
 
 def test_same_seed_same_weights_and_global_rng_untouched():

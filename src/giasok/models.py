@@ -16,17 +16,58 @@ plain pixels in a [0, 1] box whatever the architecture.
   blocks (§5.2, Eq. 11–12). Blocks are numbered from 0 in forward order (ResNet-18: #0–#7, ResNet-34:
   #0–#15).
 
+``resnet18`` is torchvision's ResNet-18 layout (same parameters, in the same order, once torchvision's 7×7
+stride-2 stem convolution is a 3×3 stride-1 one), written out here so that ``cut_skips`` can reach each block.
+
+The nine-model zoo of §5.1 (``ZOO``): VGG-11/16/19, ResNet-18/50/152, DenseNet-121, GoogLeNet and
+Inception-v3. Apart from ``resnet18`` above they are torchvision's definitions, wrapped so that they first
+apply ``Normalize`` (the last ``nn.Linear`` in ``named_modules()`` order is the classifier), each with a
+keyword-only ``width`` (> 0, default 1) that scales every channel count. The channel counts of each net are
+multiples of a step (VGG and ResNet-50/152: 64, DenseNet-121: 32, Inception-v3: 16, GoogLeNet: 8), so a
+width works iff it is a multiple of 1/step (0.125, 0.25, 0.5, 1 work for all); other widths raise ValueError.
+The image's 3 input channels are never scaled. They return plain logits in train and eval mode (no
+auxiliary heads, no ``transform_input``). Their adaptations to 32×32 inputs:
+
+* ``vgg11`` / ``vgg16`` / ``vgg19`` — ``CifarVGG``: torchvision's ``make_layers`` features for configs
+  A / D / E (no BatchNorm); the 7×7 adaptive average pool becomes a 1×1 one (five max-pools leave 32×32
+  at 1×1), so the classifier, still Linear-ReLU-Dropout-Linear-ReLU-Dropout-Linear, maps 512·w → 4096·w →
+  4096·w → classes instead of 25088 → 4096 → 4096 → classes.
+* ``resnet50`` / ``resnet152`` — torchvision's ``ResNet`` with ``Bottleneck`` blocks [3, 4, 6, 3] /
+  [3, 8, 36, 3]; CIFAR stem: conv1 is 3×3 stride 1 (no bias) and the stem max-pool is dropped (Identity).
+  Stages are built by torchvision's own ``_make_layer`` from the scaled base width 64·w.
+* ``densenet121`` — torchvision's ``DenseNet`` with growth rate 32·w, blocks (6, 12, 24, 16) and 64·w
+  initial features; stem conv0 is 3×3 stride 1, pool0 is dropped (the three transitions take 32 → 4).
+* ``googlenet`` — torchvision's ``GoogLeNet`` (no aux heads) built with width-scaled conv blocks; conv1 is
+  3×3 stride 1 with 64·w outputs, maxpool1 and maxpool2 are dropped, so maxpool3/4 take 32 → 16 → 8;
+  fc is 1024·w → classes.
+* ``inception_v3`` — torchvision's ``Inception3`` (no aux head) built with width-scaled conv blocks;
+  Conv2d_1a_3x3 is stride 1 with padding 1, Conv2d_2a_3x3 and Conv2d_4a_3x3 get padding 1, maxpool1 and
+  maxpool2 are dropped, so Mixed_6a and Mixed_7a take 32 → 15 → 7; fc is 2048·w → classes.
+
+Initialisation. ``convnet``, ``lenet``, ``resnet18`` and ``resnet34`` keep the initialisation their
+constructors draw. The other zoo models are "randomly initialised with PyTorch defaults" (the zoo's issue):
+after construction and adaptation, ``reset_parameters()`` is called on every submodule that has one (in
+``modules()`` order, from ``build_model``'s seed), which replaces torchvision's per-architecture inits
+(Kaiming-normal, truncated normal, zeroed biases) by PyTorch's default module initialisation.
+
 ``build_model(name, num_classes, seed=…, **options)`` is the one entry point; ``MODELS`` lists the names
 and ``model_options(name)`` the options each accepts.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "build_model", "model_options", "Normalize", "ConvNet", "LeNet", "CifarResNet"]
+# torchvision is imported where a zoo model is built: importing it costs about a second
+
+__all__ = ["MODELS", "ZOO", "build_model", "model_options", "Normalize", "ConvNet", "LeNet", "CifarResNet",
+           "CifarVGG"]
+
+# The nine architectures of §5.1, in the paper's order.
+ZOO = ("vgg11", "vgg16", "vgg19", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet", "inception_v3")
 
 # CIFAR-10 channel statistics; a model's first layer maps [0, 1] pixels with them.
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -173,16 +214,195 @@ def _resnet34(num_classes, **options):
     return CifarResNet((3, 4, 6, 3), num_classes, **options)
 
 
+# every channel count of the architecture is a multiple of this (see _check_width)
+_STEPS = {"vgg": 64, "resnet": 64, "densenet": 32, "googlenet": 8, "inception_v3": 16}
+
+
+def _check_width(name: str, width, step: int):
+    """``name``'s channel counts are multiples of ``step``: scaled, they are integers iff width·step is."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ValueError(f"{name}: width must be a number > 0, got {width!r}")
+    if abs(width * step - round(width * step)) > 1e-9:
+        raise ValueError(f"{name}: width={width} gives non-integer channel counts (they are multiples of "
+                         f"{step}, and {step}·{width} = {step * width:g}); widths that work are the positive "
+                         f"multiples of 1/{step} = {1 / step:g}, e.g. 0.125, 0.25, 0.5, 1")
+
+
+def _scale(channels: int, width: float) -> int:
+    """``channels``·``width`` as an int, after ``_check_width`` made it integral."""
+    scaled = channels * width
+    if abs(scaled - round(scaled)) > 1e-9 or round(scaled) < 1:  # a step in _STEPS would be wrong
+        raise ValueError(f"width={width} scales {channels} channels to {scaled:g}, not a positive integer")
+    return int(round(scaled))
+
+
+def _scaled_conv_block(block, width: float):
+    """A conv-block factory for torchvision's GoogLeNet / Inception3 whose channel counts are scaled by ``width``.
+
+    Only the image's 3 input channels stay as they are (no inner layer of these nets has 3 channels).
+    """
+    def conv_block(in_channels: int, out_channels: int, **kwargs) -> nn.Module:
+        in_scaled = in_channels if in_channels == 3 else _scale(in_channels, width)
+        return block(in_scaled, _scale(out_channels, width), **kwargs)
+    return conv_block
+
+
+class _Normalized(nn.Module):
+    """``net(normalize(x))``: a torchvision net fed [0, 1] images."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.normalize = Normalize()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(self.normalize(x))
+
+
+def _default_init(model: nn.Module) -> nn.Module:
+    """PyTorch's default initialisation: ``reset_parameters()`` on every submodule that has it."""
+    for module in model.modules():
+        if callable(getattr(module, "reset_parameters", None)):
+            module.reset_parameters()
+    return model
+
+
+def _zoo_model(net: nn.Module) -> nn.Module:
+    return _default_init(_Normalized(net))
+
+
+class CifarVGG(nn.Module):
+    """torchvision's VGG (no BatchNorm) for 32×32 inputs: a 1×1 average pool and a classifier from 512·w.
+
+    ``cfg`` is one of ``torchvision.models.vgg.cfgs`` (unscaled); ``width`` must make every count an integer.
+    """
+
+    def __init__(self, cfg, num_classes: int, *, width: float = 1.0, dropout: float = 0.5):
+        super().__init__()
+        from torchvision.models.vgg import make_layers
+
+        _check_width("vgg", width, _STEPS["vgg"])
+        self.features = make_layers([v if v == "M" else _scale(v, width) for v in cfg], batch_norm=False)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # five max-pools leave 32×32 inputs at 1×1
+        hidden = _scale(4096, width)
+        self.classifier = nn.Sequential(
+            nn.Linear(_scale(512, width), hidden), nn.ReLU(True), nn.Dropout(p=dropout),
+            nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(p=dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def _vgg(name: str, cfg: str, num_classes: int, width: float) -> nn.Module:
+    from torchvision.models.vgg import cfgs
+
+    _check_width(name, width, _STEPS["vgg"])
+    return _zoo_model(CifarVGG(cfgs[cfg], num_classes, width=width))
+
+
+def _vgg11(num_classes: int, *, width: float = 1.0):
+    return _vgg("vgg11", "A", num_classes, width)
+
+
+def _vgg16(num_classes: int, *, width: float = 1.0):
+    return _vgg("vgg16", "D", num_classes, width)
+
+
+def _vgg19(num_classes: int, *, width: float = 1.0):
+    return _vgg("vgg19", "E", num_classes, width)
+
+
+def _bottleneck_resnet(name: str, layers: list[int], num_classes: int, width: float) -> nn.Module:
+    """torchvision's Bottleneck ResNet with the CIFAR stem and stage widths (1, 2, 4, 8)·64·width."""
+    from torchvision.models.resnet import Bottleneck, ResNet
+
+    _check_width(name, width, _STEPS["resnet"])
+    block, base = Bottleneck, _scale(64, width)
+    net = ResNet(block, [1, 1, 1, 1], num_classes=num_classes)  # cheap; the stages are rebuilt below
+    net.conv1 = nn.Conv2d(3, base, kernel_size=3, stride=1, padding=1, bias=False)
+    net.bn1 = net._norm_layer(base)
+    net.maxpool = nn.Identity()
+    net.inplanes = base
+    net.layer1 = net._make_layer(block, base, layers[0])
+    net.layer2 = net._make_layer(block, 2 * base, layers[1], stride=2)
+    net.layer3 = net._make_layer(block, 4 * base, layers[2], stride=2)
+    net.layer4 = net._make_layer(block, 8 * base, layers[3], stride=2)
+    net.fc = nn.Linear(8 * base * block.expansion, num_classes)
+    return _zoo_model(net)
+
+
+def _resnet50(num_classes: int, *, width: float = 1.0):
+    return _bottleneck_resnet("resnet50", [3, 4, 6, 3], num_classes, width)
+
+
+def _resnet152(num_classes: int, *, width: float = 1.0):
+    return _bottleneck_resnet("resnet152", [3, 8, 36, 3], num_classes, width)
+
+
+def _densenet121(num_classes: int, *, width: float = 1.0):
+    from torchvision.models.densenet import DenseNet
+
+    _check_width("densenet121", width, _STEPS["densenet"])
+    init = _scale(64, width)
+    net = DenseNet(growth_rate=_scale(32, width), block_config=(6, 12, 24, 16), num_init_features=init,
+                   num_classes=num_classes)
+    net.features.conv0 = nn.Conv2d(3, init, kernel_size=3, stride=1, padding=1, bias=False)
+    net.features.pool0 = nn.Identity()
+    return _zoo_model(net)
+
+
+def _googlenet(num_classes: int, *, width: float = 1.0):
+    from torchvision.models.googlenet import BasicConv2d, GoogLeNet, Inception, InceptionAux
+
+    _check_width("googlenet", width, _STEPS["googlenet"])
+    conv = _scaled_conv_block(BasicConv2d, width)
+    net = GoogLeNet(num_classes=num_classes, aux_logits=False, transform_input=False, init_weights=False,
+                    blocks=[conv, functools.partial(Inception, conv_block=conv),
+                            functools.partial(InceptionAux, conv_block=conv)])
+    net.conv1 = conv(3, 64, kernel_size=3, stride=1, padding=1)
+    net.maxpool1 = nn.Identity()
+    net.maxpool2 = nn.Identity()
+    net.fc = nn.Linear(_scale(1024, width), num_classes)
+    return _zoo_model(net)
+
+
+def _inception_v3(num_classes: int, *, width: float = 1.0):
+    from torchvision.models import inception as tv
+
+    _check_width("inception_v3", width, _STEPS["inception_v3"])
+    conv = _scaled_conv_block(tv.BasicConv2d, width)
+    inception_blocks = (tv.InceptionA, tv.InceptionB, tv.InceptionC, tv.InceptionD, tv.InceptionE, tv.InceptionAux)
+    blocks = [conv] + [functools.partial(block, conv_block=conv) for block in inception_blocks]
+    net = tv.Inception3(num_classes=num_classes, aux_logits=False, transform_input=False, init_weights=False,
+                        inception_blocks=blocks)
+    net.Conv2d_1a_3x3 = conv(3, 32, kernel_size=3, stride=1, padding=1)
+    net.Conv2d_2a_3x3 = conv(32, 32, kernel_size=3, padding=1)
+    net.Conv2d_4a_3x3 = conv(80, 192, kernel_size=3, padding=1)
+    net.maxpool1 = nn.Identity()
+    net.maxpool2 = nn.Identity()
+    net.fc = nn.Linear(_scale(2048, width), num_classes)
+    return _zoo_model(net)
+
+
 # name -> constructor(num_classes, **options). Issue-by-issue the zoo grows here.
 MODELS = {
     "convnet": ConvNet,
     "lenet": LeNet,
     "resnet18": _resnet18,
     "resnet34": _resnet34,
+    "vgg11": _vgg11,
+    "vgg16": _vgg16,
+    "vgg19": _vgg19,
+    "resnet50": _resnet50,
+    "resnet152": _resnet152,
+    "densenet121": _densenet121,
+    "googlenet": _googlenet,
+    "inception_v3": _inception_v3,
 }
+# constructors that take their options as **options: where their keyword-only options are declared
 _OPTIONS = {
-    "convnet": ConvNet,
-    "lenet": LeNet,
     "resnet18": CifarResNet,
     "resnet34": CifarResNet,
 }
@@ -191,7 +411,7 @@ _OPTIONS = {
 def model_options(name: str) -> list[str]:
     """The keyword options ``build_model(name, …)`` accepts."""
     _check_name(name)
-    params = inspect.signature(_OPTIONS[name].__init__).parameters
+    params = inspect.signature(_OPTIONS.get(name, MODELS[name])).parameters  # a class's shows its __init__
     return [p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
