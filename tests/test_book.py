@@ -54,6 +54,8 @@ def test_book_built_without_warnings_and_with_a_scorecard(built_book):
     html = index.parent
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):  # every section is a chapter of the book
         assert (html / "notebooks" / f"{notebook.stem}.html").exists(), f"{notebook.name} is not in book/_toc.yml"
+    for section in ("4.1", "4.2.1", "5.1"):  # every section with an insight recorded its claims
+        assert json.loads((results / "claims" / "smoke" / f"{section}.json").read_text()), section
     claims = json.loads((results / "claims" / "smoke" / "4.1.json").read_text())
     assert claims and {"claim", "passed", "ours", "paper"} <= set(claims[0])
     intro = (html / "intro.html").read_text()
@@ -71,6 +73,9 @@ def test_a_bad_parameter_fails_in_the_first_cell(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="local_updates must be"):
         book.execute(ROOT / "notebooks" / "01_training_setup.ipynb", tmp_path / "bad.ipynb", profile="smoke",
                      device="cpu", parameters={"local_updates": [0, 2]}, progress=False)
+    with pytest.raises(papermill.PapermillExecutionError, match="stages_models must be a list"):
+        book.execute(ROOT / "notebooks" / "04_igsa_stages.ipynb", tmp_path / "bad.ipynb", profile="smoke",
+                     device="cpu", parameters={"stages_models": ["vgg12"]}, progress=False)
     with pytest.raises(papermill.PapermillExecutionError, match="unknown profile 'huge'"):
         book.execute(ROOT / "notebooks" / "01_training_setup.ipynb", tmp_path / "bad.ipynb", profile="huge",
                      device="cpu", progress=False)

@@ -36,7 +36,7 @@ def test_the_zoo_is_the_nine_models_of_section_5_1():
                    "inception_v3")
     assert set(ZOO) <= set(MODELS)
     assert all("width" in model_options(name) for name in ZOO)
-    assert model_options("vgg16") == ["width"]
+    assert model_options("vgg16") == ["width", "init"]
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -86,10 +86,10 @@ def test_zoo_initialisation_is_decided_by_the_seed(name):
 
 
 @pytest.mark.parametrize("name", TORCHVISION_ZOO)
-def test_torchvision_zoo_models_get_pytorch_default_init(name):
+def test_torchvision_zoo_models_can_take_pytorch_default_init(name):
     # PyTorch's default conv / linear init is uniform in ±1/sqrt(fan_in); torchvision's Kaiming-normal (ResNet,
     # DenseNet) and truncated normals would overshoot that bound.
-    model = build_model(name, 10, seed=0, width=0.125)
+    model = build_model(name, 10, seed=0, width=0.125, init="pytorch")
     for key, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             bound = 1 / math.sqrt(module.weight[0].numel())
@@ -202,3 +202,21 @@ def test_cut_skips_removes_exactly_the_chosen_shortcut_additions(name, blocks, o
     n_full = sum(p.numel() for p in full.parameters())
     n_cut = sum(p.numel() for p in cut.parameters())
     assert n_cut < n_full  # block `opener` opens a stage: cutting it drops its 1×1 projection too
+
+
+def test_zoo_models_take_torchvisions_initialisation_by_default():
+    import math
+
+    vgg = build_model("vgg11", 10, seed=0, width=0.25)
+    convs = [m for m in vgg.modules() if isinstance(m, nn.Conv2d)]
+    for conv in convs:  # Kaiming normal, fan_out mode
+        fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / fan_out), rel=0.15)
+        assert torch.count_nonzero(conv.bias) == 0
+    linears = [m for m in vgg.modules() if isinstance(m, nn.Linear)]
+    assert all(m.weight.std().item() == pytest.approx(0.01, rel=0.15) for m in linears)
+    googlenet = build_model("googlenet", 10, seed=0, width=0.25)
+    weights = torch.cat([m.weight.flatten() for m in googlenet.modules() if isinstance(m, nn.Conv2d)])
+    assert weights.std().item() == pytest.approx(0.01, rel=0.05)
+    with pytest.raises(ValueError, match="init must be one of"):
+        build_model("vgg11", 10, seed=0, width=0.25, init="xavier")

@@ -54,7 +54,27 @@ class Profile:
     wsrr_initialisations: int
     prior_weight: float
     dimension_bn_mode: str
+    # §5.1 (Fig. 7, Appx B.II): models as (name, options) pairs, FedAvg, and per-round evaluation
+    stages_models: tuple
+    stages_data: str
+    stages_clients: int
+    stages_samples_per_client: int
+    stages_batch_size: int
+    stages_epochs: int
+    stages_lr: float
+    stages_rounds: int
+    stages_window: int
+    stages_victims: int
+    stages_attack_iterations: int
+    stages_igsa_samples: int
+    stages_igsa_radius: float
+    stages_bn_mode: str
 
+
+# §5.1 at cpu: three families (residual, dense, Inception) at 1/8 width. Not VGG: without BatchNorm it needs
+# far more SGD steps than this budget before its loss moves at all (see models, "Initialisation").
+CPU_ZOO = (("resnet18", (("width", 0.125),)), ("densenet121", (("width", 0.125),)),
+           ("googlenet", (("width", 0.125),)))
 
 PROFILES = {
     "smoke": Profile(
@@ -67,6 +87,10 @@ PROFILES = {
         dimension_model="resnet18", dimension_model_options=(("width", 0.125),), dimension_data="patches",
         resolutions=(16, 32), batch_sizes=(1, 2), table5_batch_sizes=(1, 2), wsrr_initialisations=2,
         prior_weight=1e-4, dimension_bn_mode="eval",
+        stages_models=(("convnet", (("width", 4),)), ("lenet", ())), stages_data="patches",
+        stages_clients=2, stages_samples_per_client=16, stages_batch_size=8, stages_epochs=1, stages_lr=0.01,
+        stages_rounds=3, stages_window=2, stages_victims=1, stages_attack_iterations=5, stages_igsa_samples=4,
+        stages_igsa_radius=1e-3, stages_bn_mode="eval",
     ),
     "cpu": Profile(
         name="cpu", model="convnet", model_options=(("width", 32),),
@@ -78,6 +102,10 @@ PROFILES = {
         dimension_model="resnet18", dimension_model_options=(("width", 0.125),), dimension_data="patches",
         resolutions=(16, 32, 64), batch_sizes=(1, 2, 4, 8), table5_batch_sizes=(1, 2, 4, 8),
         wsrr_initialisations=3, prior_weight=1e-4, dimension_bn_mode="eval",
+        stages_models=CPU_ZOO, stages_data="patches",
+        stages_clients=5, stages_samples_per_client=100, stages_batch_size=32, stages_epochs=2, stages_lr=0.01,
+        stages_rounds=20, stages_window=4, stages_victims=2, stages_attack_iterations=200, stages_igsa_samples=32,
+        stages_igsa_radius=1e-3, stages_bn_mode="eval",
     ),
     "paper": Profile(
         name="paper", model="convnet", model_options=(("width", 64),),
@@ -89,6 +117,11 @@ PROFILES = {
         dimension_model="resnet18", dimension_model_options=(("width", 1.0),), dimension_data="cifar10",
         resolutions=(32, 64), batch_sizes=(1, 5, 10, 15, 20, 30, 50, 100), table5_batch_sizes=(5, 10, 15, 20, 50, 80, 100),
         wsrr_initialisations=10, prior_weight=1e-5, dimension_bn_mode="eval",
+        stages_models=tuple((name, ()) for name in ("vgg11", "vgg16", "vgg19", "resnet18", "resnet50", "resnet152",
+                                                    "densenet121", "googlenet", "inception_v3")),
+        stages_data="cifar10", stages_clients=5, stages_samples_per_client=10000, stages_batch_size=128,
+        stages_epochs=10, stages_lr=0.01, stages_rounds=100, stages_window=5, stages_victims=10,
+        stages_attack_iterations=8000, stages_igsa_samples=10000, stages_igsa_radius=1e-3, stages_bn_mode="eval",
     ),
 }
 
@@ -154,6 +187,19 @@ def _bn_mode(name, value):
     return value
 
 
+def _model_list(name, value):
+    from .models import MODELS
+
+    if isinstance(value, (list, tuple)):
+        value = [(v, ()) if isinstance(v, str) else v for v in value]  # a bare name: default options
+    ok = isinstance(value, (list, tuple)) and value and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and p[0] in MODELS for p in value)
+    if not ok:
+        raise ValueError(f"{name} must be a list of model names or [name, options] pairs with a name in "
+                         f"{sorted(MODELS)}, got {value!r}")
+    return tuple((str(m), _options(name, o)) for m, o in value)
+
+
 def _dataset(name, value):
     from .data import DATASETS
 
@@ -172,6 +218,11 @@ _CHECKS = {
     "tv_weight": _positive_float, "client_lr": _positive_float,
     "table1_data": _data_pairs, "table2_data": _data_pairs,
     "local_updates": _positive_ints, "minibatches": _positive_ints,
+    "stages_models": _model_list, "stages_data": _dataset, "stages_bn_mode": _bn_mode,
+    "stages_clients": _positive_int, "stages_samples_per_client": _positive_int, "stages_batch_size": _positive_int,
+    "stages_epochs": _positive_int, "stages_rounds": _positive_int, "stages_window": _positive_int,
+    "stages_victims": _positive_int, "stages_attack_iterations": _positive_int, "stages_igsa_samples": _positive_int,
+    "stages_lr": _positive_float, "stages_igsa_radius": _positive_float,
 }
 
 

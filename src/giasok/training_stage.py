@@ -1,0 +1,248 @@
+"""§5.1 — the training stage: how vulnerable the global model is to GIA over FedAvg rounds (Fig. 7,
+Insight 5.1, Appx B.II).
+
+Each model of the zoo is trained with FedAvg (``giasok.runs.FedAvgTraining``, checkpointed per round). At
+every round t we take the global model W_t and measure
+
+* its **test accuracy** on the data set's test split;
+* its **IGSA** (``giasok.igsa``, Eq. 10) at fixed probe inputs — the victim samples below, the same in every
+  round — with the paper's finite-difference estimator and, beside it, the exact JVP one;
+* the **GIA-O PSNR**: each victim sample, alone, is the batch of a client that takes one SGD step from W_t
+  (FedSGD, U = 1, so only the model's stage varies); Geiping et al.'s attack (cosine distance + TV, labels
+  given) reconstructs it from that update.
+
+Victims are samples of client 0's training data (distinct labels where possible): the server attacks a
+participant's update on its own data. BatchNorm: clients train in train mode, and the victim's update and
+the attack use eval mode (the global model's aggregated running statistics), as in §4.2.1 and much of the
+literature's code — train-mode BatchNorm on a one-image batch cripples GIA-O on its own (see models).
+
+Each (model, round) evaluation is a cached ``RoundEvaluation``; an interrupted notebook resumes where it
+stopped, both in training and in evaluation.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import spearmanr
+
+from . import metrics
+from .attacks import invert
+from .book import Claim
+from .fl import client_update
+from .igsa import igsa
+from .profiles import Profile
+from .runs import FedAvgTraining, _scores, run_grid
+
+__all__ = ["PROFILE_FIELDS", "PAPER_SETUP", "PAPER_FINDINGS", "HIGH_RISK_PSNR", "RoundEvaluation",
+           "stage_experiments", "run_stages", "windowed", "insight_claims", "figure", "explorer_panels",
+           "paper_setup_table"]
+
+PROFILE_FIELDS = ("stages_models", "stages_data", "stages_clients", "stages_samples_per_client",
+                  "stages_batch_size", "stages_epochs", "stages_lr", "stages_rounds", "stages_window",
+                  "stages_victims", "stages_attack_iterations", "tv_weight", "stages_igsa_samples",
+                  "stages_igsa_radius", "stages_bn_mode")
+
+# Appx B.II, quoted beside our configuration
+PAPER_SETUP = {
+    "models": "VGG-11/16/19, ResNet-18/50/152, DenseNet-121, GoogLeNet, Inception-v3",
+    "data": "CIFAR10", "clients": 5, "rounds": 100, "batch size": 128, "learning rate": 0.01,
+    "local epochs": 10, "victim samples per round": 10, "IGSA K": 10000, "IGSA r": 1e-3,
+    "window (rounds averaged in Fig. 7)": 5, "attack": "Geiping et al. (cosine + TV)",
+}
+# §5.1.2: what Fig. 7 shows (the figure's values are not tabulated in the paper)
+PAPER_FINDINGS = {
+    "early vs late": "GIA works only in early rounds; VGG-11's PSNR stays below 10 dB after about 15 rounds",
+    "IGSA": "reconstruction succeeds while IGSA is high, fails once it drops and fluctuates low",
+    "accuracy": "high-risk rounds are the under-fitting ones; resistance grows once accuracy stabilises",
+}
+# §5.1.2 reads PSNR below 10 dB as "no privacy leakage"; Fig. 7 shades the rounds above it
+HIGH_RISK_PSNR = 10.0
+
+
+@dataclass(frozen=True)
+class RoundEvaluation:
+    """Accuracy, IGSA and GIA-O PSNR of a FedAvg run's global model after round ``round``."""
+
+    training: FedAvgTraining
+    round: int
+    victims: int = 2
+    attack_iterations: int = 300
+    attack_lr: float = 0.1
+    tv_weight: float = 1e-4
+    igsa_samples: int = 32
+    igsa_radius: float = 1e-3
+    bn_mode: str = "eval"
+    seed: int = 0
+
+    def victim_samples(self):
+        """Client 0's first samples with distinct labels (then any), the same in every round."""
+        images, labels = self.training.client_data()[0]
+        first = list(dict.fromkeys(labels.tolist()))
+        order = [int((labels == c).nonzero()[0]) for c in first]
+        order += [i for i in range(len(labels)) if i not in order]
+        if self.victims > len(order):
+            raise ValueError(f"victims={self.victims} exceeds client 0's {len(order)} samples")
+        idx = torch.tensor(order[:self.victims])
+        return images[idx], labels[idx]
+
+    def compute(self):
+        start = time.perf_counter()
+        model = self.training.global_model(self.round)
+        accuracy = _accuracy(model, self.training.test_data(), self.training.device)
+        images, labels = self.victim_samples()
+        device = self.training.device
+        smooth = {estimator: igsa(model, images, labels, samples=self.igsa_samples, radius=self.igsa_radius,
+                                  estimator=estimator, seed=self.seed, mode=self.bn_mode, device=device)
+                  for estimator in ("finite-difference", "jvp")}
+        reconstructions = []
+        for i in range(len(images)):
+            update = client_update(model, images[i:i + 1], labels[i:i + 1], lr=self.training.lr,
+                                   bn_mode=self.bn_mode, seed=self.seed, device=device)
+            rec = invert(model, update, labels=labels[i:i + 1], iterations=self.attack_iterations,
+                         lr=self.attack_lr, priors={"tv": self.tv_weight}, seed=self.seed + i, device=device)
+            reconstructions.append(rec.images)
+        reconstruction = torch.cat(reconstructions)
+        result = dict(_scores(reconstruction, images), accuracy=accuracy,
+                      igsa=smooth["finite-difference"].value, igsa_exact=smooth["jvp"].value,
+                      seconds=time.perf_counter() - start)
+        arrays = {"truth": images.numpy(), "reconstruction": reconstruction.numpy(), "labels": labels.numpy(),
+                  "sensitivities": smooth["finite-difference"].sensitivities,
+                  "sensitivities_exact": smooth["jvp"].sensitivities}
+        return result, arrays
+
+
+def _accuracy(model, data, device, batch_size: int = 500) -> float:
+    net = model.to(device).eval()
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size)
+    correct = 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += int((net(x.to(device)).argmax(1).cpu() == y).sum())
+    return correct / len(data)
+
+
+def stage_experiments(settings: Profile, device: str = "cpu", seed: int = 0) -> list[RoundEvaluation]:
+    """One ``RoundEvaluation`` per model of the profile and round 0 … ``stages_rounds``, model by model."""
+    experiments = []
+    for name, options in settings.stages_models:
+        training = FedAvgTraining(dataset=settings.stages_data, model=name, model_options=tuple(options),
+                                  model_seed=seed, clients=settings.stages_clients,
+                                  samples_per_client=settings.stages_samples_per_client,
+                                  batch_size=settings.stages_batch_size, epochs=settings.stages_epochs,
+                                  lr=settings.stages_lr, seed=seed, device=device)
+        experiments += [RoundEvaluation(training=training, round=t, victims=settings.stages_victims,
+                                        attack_iterations=settings.stages_attack_iterations,
+                                        tv_weight=settings.tv_weight, igsa_samples=settings.stages_igsa_samples,
+                                        igsa_radius=settings.stages_igsa_radius, bn_mode=settings.stages_bn_mode,
+                                        seed=seed)
+                        for t in range(settings.stages_rounds + 1)]
+    return experiments
+
+
+def run_stages(experiments, *, progress: bool = True) -> tuple[pd.DataFrame, list]:
+    """Run (or load) the evaluations; a tidy frame with one row per (model, round), and the raw results."""
+    results = run_grid(experiments, progress=progress, desc="§5.1 rounds")
+    rows = [dict(model=e.training.model, round=e.round, accuracy=r["accuracy"], psnr=r["psnr"], ssim=r["ssim"],
+                 lpips=r["lpips"], igsa=r["igsa"], igsa_exact=r["igsa_exact"], seconds=r["seconds"],
+                 seed=e.seed, hash=r["hash"])
+            for e, r in zip(experiments, results)]
+    frame = pd.DataFrame(rows)
+    # Fig. 7 normalises IGSA per model; we divide by the model's largest value over the rounds
+    for column in ("igsa", "igsa_exact"):
+        frame[f"{column}_normalised"] = frame[column] / frame.groupby("model")[column].transform("max")
+    return frame, results
+
+
+def windowed(frame: pd.DataFrame, window: int) -> pd.DataFrame:
+    """Means over consecutive windows of ``window`` rounds (Fig. 7 averages every 5 rounds)."""
+    numeric = ["accuracy", "psnr", "ssim", "igsa_normalised", "igsa_exact_normalised"]
+    out = frame.assign(window=frame["round"] // window).groupby(["model", "window"], sort=False)
+    table = out[numeric].mean()
+    table["rounds"] = out["round"].agg(lambda r: f"{r.min()}–{r.max()}")
+    return table.reset_index()
+
+
+def _rho(a, b) -> float:
+    return float(spearmanr(a, b).statistic) if a.nunique() > 1 and b.nunique() > 1 else float("nan")
+
+
+def insight_claims(frame: pd.DataFrame, window: int) -> list[Claim]:
+    """Insight 5.1 on our numbers, per model: early rounds leak more than late ones; IGSA and PSNR move
+    together (Spearman ρ over rounds > 0); PSNR falls as accuracy rises (ρ < 0)."""
+    claims = []
+    for model, runs in frame.groupby("model", sort=False):
+        runs = runs.sort_values("round")
+        early, late = runs.psnr.iloc[:window].mean(), runs.psnr.iloc[-window:].mean()
+        claims.append(Claim("5.1", f"{model}: early rounds reconstruct better than late ones", bool(early > late),
+                            f"mean PSNR rounds {runs['round'].iloc[0]}–{runs['round'].iloc[window - 1]}: {early:.1f} dB; "
+                            f"rounds {runs['round'].iloc[-window]}–{runs['round'].iloc[-1]}: {late:.1f} dB",
+                            PAPER_FINDINGS["early vs late"]))
+        rho, rho_exact = _rho(runs.igsa, runs.psnr), _rho(runs.igsa_exact, runs.psnr)
+        claims.append(Claim("5.1", f"{model}: IGSA and PSNR move together over the rounds", bool(rho > 0),
+                            f"Spearman ρ(IGSA, PSNR) = {rho:.2f} (finite differences, r = paper's); with the exact "
+                            f"JVP IGSA ρ = {rho_exact:.2f}", PAPER_FINDINGS["IGSA"]))
+        rho_acc = _rho(runs.accuracy, runs.psnr)
+        claims.append(Claim("5.1", f"{model}: vulnerability falls as accuracy rises", bool(rho_acc < 0),
+                            f"Spearman ρ(accuracy, PSNR) = {rho_acc:.2f}; accuracy {runs.accuracy.iloc[0]:.2f} → "
+                            f"{runs.accuracy.iloc[-1]:.2f}", PAPER_FINDINGS["accuracy"]))
+    return claims
+
+
+def figure(frame: pd.DataFrame, window: int):
+    """Fig. 7 style: per model, test accuracy, PSNR and normalised IGSA against the round, each averaged
+    over windows of ``window`` rounds; windows whose mean PSNR is above ``HIGH_RISK_PSNR`` shaded."""
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(frame.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False,
+                             constrained_layout=True)
+    for ax, model in zip(axes[0], models):
+        w = windowed(frame[frame.model == model], window)
+        x = frame[frame.model == model].groupby(frame["round"] // window)["round"].mean().to_numpy()
+        for xi, risky in zip(x, w.psnr >= HIGH_RISK_PSNR):
+            if risky:
+                ax.axvspan(xi - window / 2, xi + window / 2, color="0.88", lw=0)
+        ax.plot(x, w.accuracy, "o-", color="tab:green", label="test accuracy ↑")
+        ax.plot(x, w.igsa_normalised, "s-", color="tab:purple", label="IGSA (normalised)")
+        ax.plot(x, w.igsa_exact_normalised, "s:", color="tab:purple", alpha=0.5, label="IGSA, exact JVP")
+        ax.set(ylim=(0, 1.05), xlabel="round", title=model)
+        right = ax.twinx()
+        right.plot(x, w.psnr, "^-", color="tab:blue", label="PSNR (dB) ↑")
+        right.axhline(HIGH_RISK_PSNR, color="tab:blue", lw=0.8, ls="--")
+        right.set_ylabel("PSNR (dB)", color="tab:blue")
+    handles = axes[0][0].get_legend_handles_labels()
+    right_handles = right.get_legend_handles_labels()
+    fig.legend(handles[0] + right_handles[0], handles[1] + right_handles[1], loc="outside lower center",
+               ncol=4, fontsize=8)
+    return fig
+
+
+def explorer_panels(frame: pd.DataFrame, results: list) -> dict:
+    """(model, round) -> (truth, reconstruction, caption with the round's three metrics), for
+    ``giasok.book.reconstruction_explorer``."""
+    panels = {}
+    for (_, row), result in zip(frame.iterrows(), results):
+        caption = (f"{row.model} · round {row['round']} · test accuracy {row.accuracy:.2f} · "
+                   f"IGSA {row.igsa_normalised:.2f} of its max · PSNR {row.psnr:.1f} dB · SSIM {row.ssim:.2f} · "
+                   f"LPIPS {'n/a' if pd.isna(row.lpips) else f'{row.lpips:.3f}'}")
+        panels[(row.model, row["round"])] = (list(result["arrays"]["truth"]),
+                                             list(result["arrays"]["reconstruction"]), caption)
+    return panels
+
+
+def paper_setup_table(settings: Profile) -> pd.DataFrame:
+    """The paper's setup (Appx B.II) beside this profile's."""
+    ours = {
+        "models": ", ".join(f"{m} ({', '.join(f'{k}={v}' for k, v in o) or 'full'})" for m, o in settings.stages_models),
+        "data": settings.stages_data, "clients": settings.stages_clients, "rounds": settings.stages_rounds,
+        "batch size": settings.stages_batch_size, "learning rate": settings.stages_lr,
+        "local epochs": settings.stages_epochs, "victim samples per round": settings.stages_victims,
+        "IGSA K": settings.stages_igsa_samples, "IGSA r": settings.stages_igsa_radius,
+        "window (rounds averaged in Fig. 7)": settings.stages_window,
+        "attack": f"GIA-O, cosine + TV {settings.tv_weight}, {settings.stages_attack_iterations} iterations",
+    }
+    return pd.DataFrame({"paper": pd.Series(PAPER_SETUP), f"ours ({settings.name})": pd.Series(ours)}).astype(str)
