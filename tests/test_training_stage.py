@@ -52,3 +52,16 @@ def test_too_many_victims_are_refused():
     training = FedAvgTraining(clients=1, samples_per_client=4, batch_size=4)
     with pytest.raises(ValueError, match="victims"):
         st.RoundEvaluation(training=training, round=0, victims=5).victim_samples()
+
+
+def test_parallel_workers_give_the_same_numbers_as_one_process(tmp_path, monkeypatch):
+    training = FedAvgTraining(model="lenet", clients=2, samples_per_client=8, batch_size=4, lr=0.05)
+    experiments = [st.RoundEvaluation(training=training, round=t, victims=1, attack_iterations=5, igsa_samples=4)
+                   for t in (0, 1, 2)]
+    frames = []
+    for workers in (1, 2):
+        monkeypatch.setenv("GIASOK_RESULTS", str(tmp_path / f"workers-{workers}"))  # inherited by the workers
+        frame, _ = st.run_stages(experiments, progress=False, workers=workers)
+        frames.append(frame.drop(columns=["seconds"]))
+    pd.testing.assert_frame_equal(*frames)
+    assert training.last_checkpoint(2) == 2  # trained (in a worker) before the rounds were evaluated

@@ -104,7 +104,7 @@ PROFILES = {
         wsrr_initialisations=3, prior_weight=1e-4, dimension_bn_mode="eval",
         stages_models=CPU_ZOO, stages_data="patches",
         stages_clients=5, stages_samples_per_client=100, stages_batch_size=32, stages_epochs=2, stages_lr=0.01,
-        stages_rounds=20, stages_window=4, stages_victims=2, stages_attack_iterations=200, stages_igsa_samples=32,
+        stages_rounds=15, stages_window=4, stages_victims=2, stages_attack_iterations=200, stages_igsa_samples=32,
         stages_igsa_radius=1e-3, stages_bn_mode="eval",
     ),
     "paper": Profile(
