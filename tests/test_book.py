@@ -167,3 +167,27 @@ def test_systematization_table_filters_offline(browser_page):
     assert 0 < rows.count() < 38
     page.screenshot(path=str(BUILD / "screenshot-00-systematization.png"), full_page=True)
     assert outside == []
+
+
+def _visible_caption_starting(page, prefix, timeout=15000):
+    page.wait_for_function("(p) => [...document.querySelectorAll('.widget-html-content')]"
+                           ".some(e => e.offsetParent !== null && e.innerText.startsWith(p))", arg=prefix,
+                           timeout=timeout)
+    return [t for t in page.locator(".widget-html-content:visible").all_inner_texts() if t.startswith(prefix)][0]
+
+
+def test_round_slider_and_model_toggle_of_section_5_1(browser_page):
+    page, base, outside = browser_page
+    page.goto(base + "notebooks/04_igsa_stages.html")
+    handle = page.locator(".widget-slider .noUi-handle").first
+    handle.wait_for(timeout=30000)
+    first = _visible_caption_starting(page, "convnet · round 0", timeout=30000)
+    assert all(metric in first for metric in ("test accuracy", "IGSA", "PSNR"))
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    _visible_caption_starting(page, "convnet · round 1")
+    page.locator(".widget-toggle-button", has_text="lenet").first.click()
+    _visible_caption_starting(page, "lenet · round 1")
+    page.screenshot(path=str(BUILD / "screenshot-04-igsa-stages.png"), full_page=True)
+    assert outside == []
