@@ -51,10 +51,14 @@ constructors draw. The other zoo models take ``init``:
   pretrained weights: its own rule (VGG: Kaiming-normal convolutions, N(0, 0.01) linears; ResNet and
   DenseNet: Kaiming-normal convolutions; GoogLeNet and Inception-v3: truncated normals), applied after the
   32×32 adaptation so replaced layers get it too. Parameters the rule leaves alone keep PyTorch's default.
-* ``"pytorch"`` — PyTorch's default module initialisation alone (``reset_parameters()`` everywhere). We
-  measured why it is not the default: with it, VGG-11 (no BatchNorm) does not learn at all — test accuracy
-  stays at 0.10 through 20 FedAvg rounds at lr 0.01 and at 0.05 (5 clients × 100 ``patches``, width 1/8) —
-  because its small weights shrink the signal through eleven plain layers.
+* ``"pytorch"`` — PyTorch's default module initialisation alone (``reset_parameters()`` everywhere).
+
+Why ``"torchvision"`` by default, although "PyTorch defaults" is the other natural reading: the paper's
+models come from torchvision's constructors (as in the GIA code it builds on), and those apply the rules
+above; ``init="pytorch"`` gives the literal module defaults for comparison. Neither rescues VGG at the
+``cpu`` budget: without BatchNorm, VGG-11 at width 1/8 stayed at chance (0.10 test accuracy) through 20
+FedAvg rounds at lr 0.01 (5 clients × 100 ``patches``, 8 local steps a round) under either rule, which is
+why the ``cpu`` profile of §5.1 uses the other three families.
 
 ``build_model(name, num_classes, seed=…, **options)`` is the one entry point; ``MODELS`` lists the names
 and ``model_options(name)`` the options each accepts.

@@ -207,6 +207,7 @@ def windowed(frame: pd.DataFrame, window: int) -> pd.DataFrame:
     numeric = ["accuracy", "psnr", "ssim", "igsa_normalised", "igsa_exact_normalised"]
     out = frame.assign(window=frame["round"] // window).groupby(["model", "window"], sort=False)
     table = out[numeric].mean()
+    table["round"] = out["round"].mean()  # the window's centre, where the figure plots it
     table["rounds"] = out["round"].agg(lambda r: f"{r.min()}–{r.max()}")
     return table.reset_index()
 
@@ -262,7 +263,7 @@ def figure(frame: pd.DataFrame, window: int):
                              constrained_layout=True)
     for ax, model in zip(axes[0], models):
         w = windowed(frame[frame.model == model], window)
-        x = frame[frame.model == model].groupby(frame["round"] // window)["round"].mean().to_numpy()
+        x = w["round"].to_numpy()
         risky = (w.psnr >= HIGH_RISK_PSNR).to_numpy()
         for xi in x[risky]:
             ax.axvspan(xi - window / 2, xi + window / 2, color="0.88", lw=0)
