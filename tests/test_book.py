@@ -143,6 +143,9 @@ def test_slider_switches_reconstructions_in_the_static_page(browser_page):
     after = captions()
     assert after[0] != before[0] and after[0].startswith("U = 4")
     page.screenshot(path=str(BUILD / "screenshot-01-training-setup.png"), full_page=True)
+    # the bundled widget modules find their fonts next to their module URLs: those must be our static copy
+    for module in ("@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"):
+        assert "/_static/html-manager/" in page.evaluate("(m) => require.toUrl(m)", module), module
     assert outside == [], f"the page tried to reach outside the build folder: {outside}"
     assert failures == [], f"missing files: {failures}"
 
