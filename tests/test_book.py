@@ -184,13 +184,13 @@ def test_round_slider_and_model_toggle_of_section_5_1(browser_page):
     page.goto(base + "notebooks/04_igsa_stages.html")
     handle = page.locator(".widget-slider .noUi-handle").first
     handle.wait_for(timeout=30000)
-    first = _visible_caption_starting(page, "convnet · round 0", timeout=30000)
+    first = _visible_caption_starting(page, "round = 0 · convnet", timeout=30000)
     assert all(metric in first for metric in ("test accuracy", "IGSA", "PSNR"))
     handle.scroll_into_view_if_needed()
     handle.focus()
     page.keyboard.press("ArrowRight")
-    _visible_caption_starting(page, "convnet · round 1")
+    _visible_caption_starting(page, "round = 1 · convnet")
     page.locator(".widget-toggle-button", has_text="lenet").first.click()
-    _visible_caption_starting(page, "lenet · round 1")
+    _visible_caption_starting(page, "round = 1 · lenet")
     page.screenshot(path=str(BUILD / "screenshot-04-igsa-stages.png"), full_page=True)
     assert outside == []

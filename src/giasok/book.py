@@ -160,10 +160,13 @@ def png_bytes(image: np.ndarray, *, scale: int = 4) -> bytes:
     return buffer.getvalue()
 
 
-def explorer_panels(table, results: list, *, x: str, toggle: str | None = None, **where) -> dict:
+def explorer_panels(table, results: list, *, x: str, toggle: str | None = None, extra: dict | None = None,
+                    **where) -> dict:
     """Panels for ``reconstruction_explorer`` from a tidy frame of runs (one row per run, with ``psnr``,
     ``ssim``, ``lpips`` and ``seed``) and the matching ``run_grid`` results: key -> (truth, reconstruction,
-    caption), for rows matching ``where`` (e.g. ``dataset=…, seed=…``). Where a toggle value has no run at
+    caption), for rows matching ``where`` (e.g. ``dataset=…, seed=…``). ``extra`` adds other columns of the
+    row to the caption, before PSNR: column -> format, e.g. ``{"accuracy": "test accuracy {:.2f}"}``.
+    Where a toggle value has no run at
     some slider position (e.g. WST at one mini-batch, where it is the BST attack), the run of another toggle
     value at that position is shown, captioned with its own label."""
     import pandas as pd
@@ -173,7 +176,8 @@ def explorer_panels(table, results: list, *, x: str, toggle: str | None = None, 
         if any(row[k] != v for k, v in where.items()):
             continue
         lpips = "n/a" if pd.isna(row.lpips) else f"{row.lpips:.3f}"
-        caption = (f"{x} = {row[x]}{' · ' + str(row[toggle]) if toggle else ''} · PSNR {row.psnr:.1f} dB · "
+        shown = "".join(f" · {fmt.format(row[column])}" for column, fmt in (extra or {}).items())
+        caption = (f"{x} = {row[x]}{' · ' + str(row[toggle]) if toggle else ''}{shown} · PSNR {row.psnr:.1f} dB · "
                    f"SSIM {row.ssim:.2f} · LPIPS {lpips}")
         key = (row[toggle], row[x]) if toggle else row[x]
         panels[key] = (list(result["arrays"]["truth"]), list(result["arrays"]["reconstruction"]), caption)

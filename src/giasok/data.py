@@ -29,7 +29,8 @@ from torch.utils.data import Dataset
 
 from ._io import atomic_write
 
-__all__ = ["DATASETS", "DatasetUnavailable", "ImageDataset", "load_dataset", "victim_batch", "PATCH_SOURCES",
+__all__ = ["DATASETS", "DatasetUnavailable", "ImageDataset", "load_dataset", "image_size_option", "victim_batch",
+           "PATCH_SOURCES",
            "CANARY_SOURCES"]
 
 
@@ -217,6 +218,12 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike = "dat
     if name == "cifar100":
         return _cifar100(root, split, download)
     return _imagenet(root, split, **options)
+
+
+def image_size_option(name: str, image_size: int) -> dict:
+    """``load_dataset`` options that ask for ``image_size``: only ``patches`` and ``imagenet`` take one (the
+    CIFAR sets are 32² as shipped; callers resize them if they must)."""
+    return {"image_size": image_size} if name in ("patches", "imagenet") else {}
 
 
 def victim_batch(dataset: Dataset, size: int, *, seed: int, distinct_labels: bool = False):

@@ -97,7 +97,7 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
     ``options`` are the other ``DCGANConfig`` fields (``iterations``, ``width``, ``latent_dim``, …).
     Returns the generator in eval mode on ``device``; ``generator.config`` is its configuration.
     """
-    from .data import load_dataset
+    from .data import image_size_option, load_dataset
 
     unknown = set(options) - {f.name for f in dataclasses.fields(DCGANConfig)}
     if unknown:
@@ -109,8 +109,7 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
     if path.exists():
         generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     else:
-        data_options = {"image_size": resolution} if dataset in ("patches", "imagenet") else {}
-        data = load_dataset(dataset, "train", root=root, **data_options)
+        data = load_dataset(dataset, "train", root=root, **image_size_option(dataset, resolution))
         images = _resized_stack(data, resolution)
         _fit(generator, images, config, device, progress)
         atomic_write(path, lambda f: torch.save(generator.state_dict(), f))

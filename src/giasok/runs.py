@@ -34,12 +34,12 @@ from tqdm import tqdm
 from . import metrics
 from ._io import atomic_write
 from .attacks import invert
-from .data import load_dataset, victim_batch
+from .data import image_size_option, load_dataset, victim_batch
 from .fl import client_update, fedavg_rounds
 from .models import build_model
 
 __all__ = ["CACHE_VERSION", "GiaExperiment", "FedAvgTraining", "run", "run_grid", "config_hash", "result_paths",
-           "parallel_map", "cpu_threads"]
+           "parallel_map", "cpu_threads", "reconstruction_scores"]
 
 # Bump when a change to the code changes what a cached configuration would compute.
 CACHE_VERSION = 1
@@ -89,7 +89,7 @@ def run(config, *, root: str | os.PathLike | None = None) -> dict:
 def _refresh(result, arrays, paths):
     """Fill in LPIPS on a cached attack result once the AlexNet weights are installed (no new attack)."""
     if result.get("lpips") is None and "reconstruction" in arrays and metrics.lpips_available():
-        result = dict(result, **_scores(arrays["reconstruction"], arrays["truth"]))
+        result = dict(result, **reconstruction_scores(arrays["reconstruction"], arrays["truth"]))
         atomic_write(paths["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
     return result
 
@@ -197,7 +197,7 @@ def _save_grid(f, truth, reconstruction):
     Image.fromarray(np.clip(np.round(grid * 255), 0, 255).astype(np.uint8)).save(f, format="png")
 
 
-def _scores(reconstruction, truth) -> dict:
+def reconstruction_scores(reconstruction, truth) -> dict:
     """Per-sample and mean PSNR/SSIM, and LPIPS or ``None`` where its weights are missing."""
     psnr, ssim = metrics.psnr(reconstruction, truth), metrics.ssim(reconstruction, truth)
     try:
@@ -268,8 +268,7 @@ class GiaExperiment:
 
     def victim(self):
         """The client's data, W_0 and its update (deterministic in the configuration)."""
-        options = {"image_size": self.image_size} if self.dataset in ("patches", "imagenet") else {}
-        data = load_dataset(self.dataset, "test", **options)
+        data = load_dataset(self.dataset, "test", **image_size_option(self.dataset, self.image_size))
         images, labels = victim_batch(data, self.num_samples, seed=self.seed,
                                       distinct_labels=self.num_samples <= len(data.classes))
         if images.shape[-1] != self.image_size:  # CIFAR at 64² (Fig. 4a) is upsampled, as in the paper
@@ -301,7 +300,7 @@ class GiaExperiment:
                      generator_iterations=self.generator_iterations, generator_lr=self.generator_lr)
         seconds = time.perf_counter() - start
         matched, order = metrics.match(rec.images, images)
-        result = dict(_scores(matched, images), seconds=seconds, local_updates=update.local_updates,
+        result = dict(reconstruction_scores(matched, images), seconds=seconds, local_updates=update.local_updates,
                       final_loss=rec.loss_history[-1], restart_losses=list(rec.restart_losses),
                       labels_correct=bool(torch.equal(rec.labels.sort().values, labels.sort().values)))
         arrays = {"truth": images.numpy(), "reconstruction": matched.numpy(), "labels": labels.numpy(),
@@ -342,8 +341,7 @@ class FedAvgTraining:
                              f"got {self.batch_size}")
 
     def _data(self, split: str):
-        options = {"image_size": self.image_size} if self.dataset in ("patches", "imagenet") else {}
-        return load_dataset(self.dataset, split, **options)
+        return load_dataset(self.dataset, split, **image_size_option(self.dataset, self.image_size))
 
     def client_data(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each client's (images, labels): disjoint random draws from the train split."""

@@ -35,10 +35,10 @@ from .book import Claim
 from .fl import client_update
 from .igsa import igsa
 from .profiles import Profile
-from .runs import FedAvgTraining, _scores, cpu_threads, parallel_map, run_grid
+from .runs import FedAvgTraining, cpu_threads, parallel_map, reconstruction_scores, run_grid
 
 __all__ = ["PROFILE_FIELDS", "PAPER_SETUP", "PAPER_FINDINGS", "HIGH_RISK_PSNR", "RoundEvaluation",
-           "stage_experiments", "run_stages", "windowed", "peak_rounds", "insight_claims", "figure", "explorer_panels",
+           "stage_experiments", "run_stages", "windowed", "peak_rounds", "insight_claims", "figure", "EXPLORER_METRICS",
            "paper_setup_table"]
 
 PROFILE_FIELDS = ("stages_models", "stages_data", "stages_clients", "stages_samples_per_client",
@@ -59,6 +59,9 @@ PAPER_FINDINGS = {
     "IGSA": "reconstruction succeeds while IGSA is high, fails once it drops and fluctuates low",
     "accuracy": "high-risk rounds are the under-fitting ones; resistance grows once accuracy stabilises",
 }
+# the round's metrics shown beside its reconstructions (book.explorer_panels' ``extra``), with PSNR
+EXPLORER_METRICS = {"accuracy": "test accuracy {:.2f}", "igsa": "IGSA {:.3g}",
+                    "igsa_normalised": "log-IGSA normalised {:.2f}"}
 # §5.1.2 reads PSNR below 10 dB as "no privacy leakage"; Fig. 7 shades the rounds above it
 HIGH_RISK_PSNR = 10.0
 
@@ -110,7 +113,7 @@ class RoundEvaluation:
                          lr=self.attack_lr, priors={"tv": self.tv_weight}, seed=self.seed + i, device=device)
             reconstructions.append(rec.images)
         reconstruction = torch.cat(reconstructions)
-        result = dict(_scores(reconstruction, images), accuracy=accuracy,
+        result = dict(reconstruction_scores(reconstruction, images), accuracy=accuracy,
                       igsa=smooth["finite-difference"].value, igsa_exact=smooth["jvp"].value,
                       seconds=time.perf_counter() - start)
         arrays = {"truth": images.numpy(), "reconstruction": reconstruction.numpy(), "labels": labels.numpy(),
@@ -285,19 +288,6 @@ def figure(frame: pd.DataFrame, window: int):
     fig.legend(handles[0] + right_handles[0], handles[1] + right_handles[1], loc="outside lower center",
                ncol=4, fontsize=8)
     return fig
-
-
-def explorer_panels(frame: pd.DataFrame, results: list) -> dict:
-    """(model, round) -> (truth, reconstruction, caption with the round's three metrics), for
-    ``giasok.book.reconstruction_explorer``."""
-    panels = {}
-    for (_, row), result in zip(frame.iterrows(), results):
-        caption = (f"{row.model} · round {row['round']} · test accuracy {row.accuracy:.2f} · "
-                   f"IGSA {row.igsa:.3g} (log-normalised {row.igsa_normalised:.2f}) · PSNR {row.psnr:.1f} dB · SSIM {row.ssim:.2f} · "
-                   f"LPIPS {'n/a' if pd.isna(row.lpips) else f'{row.lpips:.3f}'}")
-        panels[(row.model, row["round"])] = (list(result["arrays"]["truth"]),
-                                             list(result["arrays"]["reconstruction"]), caption)
-    return panels
 
 
 def paper_setup_table(settings: Profile) -> pd.DataFrame:
