@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from giasok.attacks import infer_labels, invert, simulated_update
+from giasok.attacks import infer_labels, invert, per_image_generators, simulated_update
 from giasok.data import victim_batch
 from giasok.fl import client_update
 from giasok.metrics import psnr
@@ -113,3 +113,119 @@ def test_bad_attack_arguments_are_clear_errors(one_patch):
         invert(model, update, iterations=0)
     with pytest.raises(ValueError, match="2 labels for an update of N=1"):
         invert(model, update, labels=torch.tensor([0, 1]))
+
+
+# --- GIA-L stage 2: one generator copy per image, as GIAS's code does (Jeon et al., 2021) ---------------
+
+def _tiny_generator(resolution=16, seed=0):
+    """A tiny DCGAN generator with non-trivial BatchNorm running statistics (as a trained one has)."""
+    from giasok.generative import DCGANGenerator
+
+    torch.manual_seed(seed)
+    generator = DCGANGenerator(resolution, latent_dim=8, width=4)
+    with torch.no_grad():
+        for module in generator.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return generator.eval()
+
+
+def test_each_image_depends_on_its_own_generator_copy_only():
+    from torch.func import jacrev
+
+    generator = _tiny_generator()
+    params, _, render = per_image_generators(generator, 2)
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(1))
+    # ∂ image 0 / ∂ θ: for every parameter tensor, one Jacobian block per copy
+    jacobian = jacrev(lambda p: render(p, z)[0])(params)
+    for name, block in jacobian.items():
+        assert block.shape == (3, 16, 16, *params[name].shape)
+        assert torch.count_nonzero(block[:, :, :, 1]) == 0, name  # copy 1 does not touch image 0 at all
+        assert torch.count_nonzero(block[:, :, :, 0]) > 0, name   # copy 0 is what makes it
+    # and symmetrically through an ordinary backward pass of image 1
+    render(params, z)[1].sum().backward()
+    for name, p in params.items():
+        assert torch.count_nonzero(p.grad[0]) == 0 and torch.count_nonzero(p.grad[1]) > 0, name
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+@pytest.mark.parametrize("n", [1, 3])
+def test_generator_copies_start_as_the_trained_generator(vectorize, n):
+    generator = _tiny_generator()
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    params, buffers, render = per_image_generators(generator, n, vectorize=vectorize)
+    for name, value in generator.state_dict().items():
+        stacked = params.get(name, buffers.get(name))
+        assert stacked.shape == (n, *value.shape) and all(torch.equal(copy, value) for copy in stacked), name
+    z = torch.randn(n, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ours, theirs = render(params, z), generator(z)
+    # Same weights, but vmap runs the n copies as one grouped convolution (and the loop as n batches of one),
+    # so the float32 sums inside each convolution may be added in another order than in generator(z).
+    # Images are (tanh(a) + 1) / 2: tanh' ≤ 1 does not amplify a few-ulp difference in a, and t + 1 ≤ 2 is
+    # rounded to float32 spacing ≤ 2⁻²³ (≤ 2⁻²⁴ once halved), so one rounding flip moves a pixel by 2⁻²⁴.
+    # We allow 2·eps(float32) = 2⁻²² = 4 such steps; observed: at most one (2⁻²⁴) over 30 seeds × N ∈ {1, 2, 5}.
+    assert torch.allclose(ours, theirs, rtol=0, atol=2 * torch.finfo(torch.float32).eps)
+    assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())
+
+
+class _BranchingGenerator(torch.nn.Module):
+    """A generator vmap cannot run: Python control flow on a tensor's value."""
+
+    latent_dim = 8
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 3 * 16 * 16)
+
+    def forward(self, z):
+        scale = 2.0 if z.sum() > 0 else 0.5
+        return torch.sigmoid(scale * self.fc(z)).view(-1, 3, 16, 16)
+
+
+def test_per_image_generators_fall_back_to_a_loop_when_vmap_cannot_run_the_generator():
+    torch.manual_seed(0)
+    generator = _BranchingGenerator()
+    params, _, render = per_image_generators(generator, 3)
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(3))
+    with pytest.warns(RuntimeWarning, match="one image at a time") as caught:
+        images = render(params, z)
+        again = render(params, z)
+    assert len(caught) == 1  # said once, not at every step
+    expected = torch.cat([generator(z[i:i + 1]) for i in range(3)])
+    assert torch.equal(images, again) and torch.allclose(images, expected, rtol=0, atol=1e-6)
+
+
+def test_gia_l_fine_tunes_one_generator_copy_per_image(monkeypatch, patches_test):
+    import giasok.attacks as attacks
+
+    images, labels = victim_batch(patches_test, 2, seed=0)
+    model = build_model("convnet", 10, seed=0, width=4)
+    update = client_update(model, images, labels, lr=0.1)
+    generator = _tiny_generator(32)
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    made, latents = [], []
+
+    def spy(*args, **kwargs):  # the real per_image_generators, keeping its copies and latents for inspection
+        params, buffers, render = per_image_generators(*args, **kwargs)
+        made.append((params, render))
+        return params, buffers, lambda p, z: render(p, latents.append(z) or z)
+
+    monkeypatch.setattr(attacks, "per_image_generators", spy)
+    rec = invert(model, update, labels=labels, method="gia-l", generator=generator, iterations=5, lr=0.05,
+                 generator_iterations=6, generator_lr=1e-2)
+    assert rec.config["generator_copies"] == 2 and rec.config["stage_ends"] == [5, 11]
+    assert rec.images.shape == images.shape
+    ((copies, render),) = made
+    trained = {k: v for k, v in generator.state_dict().items() if k in copies}
+    for name, stacked in copies.items():
+        # each image had its own generator: the copies moved away from the trained weights, and apart
+        assert not torch.equal(stacked[0], stacked[1]), name
+        assert not torch.equal(stacked[0], trained[name]) and not torch.equal(stacked[1], trained[name]), name
+    z = latents[-1]
+    assert all(torch.equal(z, other) for other in latents)  # stage 2 keeps the latents fixed
+    with torch.no_grad():  # the images returned are the fine-tuned copies' G(z_i; θ_i), not G(z_i; θ)
+        assert torch.equal(rec.images, render(copies, z))
+        assert not torch.allclose(rec.images, generator(z), atol=1e-4)
+    assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())  # caller's copy untouched

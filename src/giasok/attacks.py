@@ -18,6 +18,13 @@ with signed gradients, learning-rate decay by 10× at 3/8, 5/8 and 7/8 of the it
 projected back into the [0, 1] box after every step; ``restarts`` random initialisations, keeping the one
 with the lowest final loss.
 
+GIA-L (``method="gia-l"``) is GIAS (Jeon et al., 2021) with a generator G trained on the client's data
+distribution: stage 1 searches the latents z_1..z_N of the N images with G frozen; stage 2 fixes the latents
+and optimises the generator itself. As in GIAS's own code, which deep-copies the generator once per image,
+stage 2 gives every image its own copy θ_i of the generator's parameters, x̂_i = G(z_i; θ_i), all starting
+from the trained θ and optimised jointly against the batch's matching loss: each image may leave the
+generator's range in its own direction instead of all N sharing one fine-tuned θ (``per_image_generators``).
+
 Labels are given, or inferred from the last layer's update by ``infer_labels``: iDLG's sign rule for a
 single sample (Zhao et al., 2020) and per-class counts for a batch (Geng et al., 2021).
 """
@@ -25,18 +32,19 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad
+from torch.func import functional_call, grad, stack_module_state, vmap
 from tqdm import tqdm
 
 from .fl import ClientUpdate
 from .priors import PRIORS, PriorContext
 
-__all__ = ["Reconstruction", "invert", "infer_labels", "simulated_update", "matching_loss", "OBJECTIVES",
-           "METHODS"]
+__all__ = ["Reconstruction", "invert", "infer_labels", "simulated_update", "matching_loss", "per_image_generators",
+           "OBJECTIVES", "METHODS"]
 
 METHODS = ("gia-o", "gia-l")
 
@@ -209,10 +217,12 @@ def invert(model: nn.Module, update: ClientUpdate, *, labels: torch.Tensor | Non
 
     ``method="gia-o"`` optimises pixels for ``iterations`` steps of Adam at ``lr``. ``method="gia-l"``
     (GIAS, Jeon et al. 2021) needs a ``generator`` mapping latents (N × ``generator.latent_dim``) to [0, 1]
-    images: stage 1 optimises the latents for ``iterations`` steps at ``lr`` (restarts keep the best), stage
-    2 optimises a private copy of the generator's parameters for ``generator_iterations`` steps at
-    ``generator_lr`` with the latents fixed. The generator runs in eval mode and the caller's copy is not
-    modified. ``priors`` apply to the images in both methods.
+    images: stage 1 optimises the latents for ``iterations`` steps at ``lr`` (restarts keep the best) with
+    the generator frozen; stage 2 fixes the latents and, as GIAS's code does, gives each of the N images its
+    own copy of the generator, x̂_i = G(z_i; θ_i) (``per_image_generators``), optimising all N copies jointly
+    with Adam at ``generator_lr`` for ``generator_iterations`` steps against the batch's matching loss
+    (``config["generator_copies"]`` = N). The generator runs in eval mode (BatchNorm uses its running
+    statistics) and the caller's copy is not modified. ``priors`` apply to the images in both methods.
 
     >>> rec = invert(model, update, priors={"tv": 1e-4}, iterations=1500)   # doctest: +SKIP
     >>> rec.images.shape                                                    # doctest: +SKIP
@@ -266,18 +276,67 @@ def invert(model: nn.Module, update: ClientUpdate, *, labels: torch.Tensor | Non
     if method == "gia-o":
         images = variables
     else:
-        g = _frozen_copy(generator, device)
-        weights = [p.requires_grad_(True) for p in g.parameters()]
-        history = history + _descend(weights, lambda: loss_of(g(variables)), generator_iterations, generator_lr,
-                                     signed=False, box=False, desc=f"{name} generator", progress=progress)
+        # GIAS stage 2: one generator copy θ_i per image, all optimised at once (Adam is elementwise, so
+        # one Adam over the stacked copies is N independent Adams driven by the shared batch loss).
+        weights, _, render = per_image_generators(generator, update.num_samples, device)
+        history = history + _descend(list(weights.values()), lambda: loss_of(render(weights, variables)),
+                                     generator_iterations, generator_lr, signed=False, box=False,
+                                     desc=f"{name} generators", progress=progress)
         stages.append(len(history))
         with torch.no_grad():
-            images = g(variables)
+            images = render(weights, variables)
+    gia_l = method == "gia-l"
     config = dict(method=method, known_training_config=known_training_config, iterations=iterations, lr=lr,
                   objective=objective, priors=priors, restarts=restarts, seed=seed, labels_inferred=labels_inferred,
-                  generator_iterations=generator_iterations if method == "gia-l" else 0, stage_ends=stages)
+                  generator_iterations=generator_iterations if gia_l else 0,
+                  generator_copies=update.num_samples if gia_l else 0, stage_ends=stages)
     return Reconstruction(images=images.detach().cpu(), labels=labels.cpu(), loss_history=tuple(history),
                           restart_losses=tuple(c[0] for c in candidates), config=config)
+
+
+def per_image_generators(generator: nn.Module, n: int, device: str | torch.device = "cpu", *,
+                         vectorize: bool = True):
+    """GIAS's stage-2 generators: ``n`` independent copies θ_1..θ_n of ``generator``, one per image.
+
+    Returns ``(params, buffers, render)``. ``params`` maps each parameter name to the n copies stacked along a
+    new first dimension (leaf tensors that require grad: hand them to an optimiser), ``buffers`` likewise
+    for the buffers (BatchNorm running statistics, constant: the copies run in eval mode), and
+    ``render(params, z)`` maps latents z (n × latent_dim) to the n images, image i = G(z_i; θ_i) from copy
+    i alone. Every copy starts as ``generator`` in eval mode on ``device``; ``generator`` is not modified.
+
+    Jeon et al.'s GIAS code deep-copies the generator once per image; this is the same computation in
+    PyTorch's "model ensembling" form: ``torch.func.stack_module_state`` over n deep copies and
+    ``torch.func.vmap`` over ``functional_call``, so the n images come out of one pass (each copy sees its
+    own latent as a batch of one). Where vmap cannot run the generator (an operation without a batching
+    rule, data-dependent Python control flow, random ops), ``render`` warns once and falls back to a loop
+    of ``functional_call``, one image at a time; ``vectorize=False`` asks for the loop from the start.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one generator copy, got n={n}")
+    template = _frozen_copy(generator, device)  # eval mode: BatchNorm uses the trained running statistics
+    params, buffers = stack_module_state([copy.deepcopy(template) for _ in range(n)])
+    params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    buffers = {k: v.detach() for k, v in buffers.items()}
+
+    def one(p, b, z):  # copy (p, b) on one latent, as a batch of one
+        return functional_call(template, (p, b), (z.unsqueeze(0),)).squeeze(0)
+
+    vectorized = vmap(one)
+    state = {"vectorize": vectorize}
+
+    def render(p, z):
+        if state["vectorize"]:
+            try:
+                return vectorized(p, buffers, z)
+            except Exception as error:  # any failure of vmap itself; a real error in G recurs in the loop
+                state["vectorize"] = False
+                warnings.warn(f"per_image_generators: torch.func.vmap cannot run {type(generator).__name__} "
+                              f"({type(error).__name__}: {error}); running its {n} copies one image at a time "
+                              "instead (the same images up to float32 rounding, slower)", RuntimeWarning, stacklevel=2)
+        return torch.stack([one({k: v[i] for k, v in p.items()}, {k: v[i] for k, v in buffers.items()}, z[i])
+                            for i in range(len(z))])
+
+    return params, buffers, render
 
 
 def _frozen_copy(generator: nn.Module, device) -> nn.Module:

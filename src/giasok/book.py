@@ -1,7 +1,8 @@
 """Plumbing shared by the book's notebooks: parameters, claims, the scorecard, and static widgets.
 
 Notebooks stay thin: their first cell calls ``configure`` with the papermill parameters, they compute with
-the section modules, check the section's insight with ``record_claims`` and show reconstructions with
+the section modules, check the section's insight with ``giasok.claims.record_claims`` (the claims and the
+book's one significance rule live there, apart from any display code) and show reconstructions with
 ``reconstruction_explorer``. ``build_book`` (``python -m giasok.book build``, what ``make book`` runs)
 executes the notebooks with papermill, stages them with ``book/``, the intro's scorecard and the offline
 JavaScript, and builds the HTML with Jupyter Book; ``python -m giasok.book run 01`` executes one section.
@@ -12,23 +13,16 @@ import argparse
 import dataclasses
 import io
 import json
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write
+from .claims import scorecard_markdown
 from .profiles import Profile, check_device, get_profile
 
-__all__ = ["configure", "Claim", "record_claims", "reading", "reconstruction_grid", "reconstruction_explorer",
-           "png_bytes", "explorer_panels", "image_row", "scorecard_markdown", "build_book", "execute", "claims_dir"]
-
-
-def claims_dir() -> Path:
-    """Where sections record their claims: ``$GIASOK_RESULTS/claims`` (default ``results/claims``)."""
-    return Path(os.environ.get("GIASOK_RESULTS", "results")) / "claims"
+__all__ = ["configure", "mean_spread", "reconstruction_grid", "reconstruction_explorer", "png_bytes", "explorer_panels", "image_row",
+           "build_book", "execute"]
 
 
 def configure(profile: str, device: str, seed: int, *, shown: tuple | None = None, **knobs) -> Profile:
@@ -57,67 +51,17 @@ def configure(profile: str, device: str, seed: int, *, shown: tuple | None = Non
     return settings
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One checkable statement of a section's insight, decided on the numbers a notebook just computed."""
-
-    section: str
-    claim: str
-    passed: bool
-    ours: str
-    paper: str
-
-
-def record_claims(section: str, profile: str, claims: list[Claim], *, root: str | os.PathLike | None = None):
-    """Store a section's claims for the scorecard, glue them into the book, and return them as a table."""
+def mean_spread(frame, *, index, columns, value: str = "psnr", digits: int = 1):
+    """A table of "mean ± sd (n)" of ``value`` over the victims of each cell (index × columns): the spread
+    the claims are tested on, not only the means."""
     import pandas as pd
 
-    folder = Path(root) if root else claims_dir()
-    payload = json.dumps([dataclasses.asdict(c) for c in claims], indent=1).encode()
-    atomic_write(folder / profile / f"{section}.json", lambda f: f.write(payload))
-    table = pd.DataFrame([dataclasses.asdict(c) for c in claims])
-    table["result"] = np.where(table["passed"], "PASS", "FAIL")
-    table = table[["claim", "result", "ours", "paper"]]
-    styled = (table.style.hide(axis="index")
-              .map(lambda v: f"color: {'#1a7f37' if v == 'PASS' else '#cf222e'}; font-weight: bold",
-                   subset=["result"]))
-    try:
-        from myst_nb import glue
-
-        glue(f"claims-{section}", styled, display=False)
-        glue(f"claims-{section}-passed", f"{int(sum(c.passed for c in claims))}/{len(claims)}", display=False)
-    except ImportError:
-        pass
-    return styled
-
-
-def scorecard_markdown(profile: str, *, root: str | os.PathLike | None = None) -> str:
-    """A Markdown table of every section's claims recorded at ``profile``."""
-    folder = (Path(root) if root else claims_dir()) / profile
-    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    if not files:
-        return f"*No claims recorded at profile `{profile}` yet: run `make book PROFILE={profile}`.*\n"
-    lines = ["| section | claim | result | ours | paper |", "|---|---|---|---|---|"]
-    for file in files:
-        for c in json.loads(file.read_text()):
-            cells = [c["section"], c["claim"], "PASS" if c["passed"] else "**FAIL**", c["ours"], c["paper"]]
-            lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def reading(claims: list[Claim], profile: str) -> str:
-    """A short reading of a section's outcome, written from the claims (so it cannot disagree with them)."""
-    passed = [c for c in claims if c.passed]
-    text = (f"At profile `{profile}`, **{len(passed)} of {len(claims)}** checks of this section's insight pass "
-            "on the numbers computed above.")
-    failed = [c for c in claims if not c.passed]
-    if failed:
-        text += " These do not hold in our runs, and we leave them standing rather than tune them away:\n\n"
-        text += "\n".join(f"- {c.claim} — ours: {c.ours}; paper: {c.paper}" for c in failed)
-    if profile != "paper":
-        text += ("\n\nThese are small runs (see the configuration table at the top): they test the direction "
-                 "of the paper's findings, not its exact values. `profile=paper` re-runs the paper's sizes.")
-    return text
+    grouped = frame.groupby(list(np.atleast_1d(index)) + list(np.atleast_1d(columns)), sort=False)[value]
+    cells = grouped.agg(["mean", "std", "count"])
+    text = cells.apply(lambda r: f"{r['mean']:.{digits}f}" + ("" if pd.isna(r["std"]) else f" ± {r['std']:.{digits}f}")
+                       + f" ({int(r['count'])})", axis=1)
+    rows = len(np.atleast_1d(index))
+    return text.unstack(list(range(rows, len(cells.index.names))))
 
 
 def _tile(batch: np.ndarray) -> np.ndarray:

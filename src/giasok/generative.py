@@ -9,11 +9,31 @@ its own DCGAN and caches it:
   trained with the standard recipe (Adam 2e-4, β₁ = 0.5, non-saturating BCE loss) and stored under
   ``data/generators/`` by a hash of its full configuration; a second call with the same configuration
   loads it instead of retraining. Its output is in [0, 1], like every image in this library.
+  ``train_dcgan(..., seed=k)`` (``DCGANConfig.seed``) trains another generator of the same recipe; the seed
+  is part of the configuration and so of the cache name.
 * ``load_biggan(...)`` — BigGAN through the optional ``pytorch-pretrained-biggan`` package, which downloads
   its weights: only on a machine with a network, and a clear error otherwise (never a silent fallback).
+
+Reproducibility of the trained generator. Every random draw of the training — the initial weights of
+generator and discriminator (N(0, 0.02) as in DCGAN), the real mini-batches and the latents z — comes from one
+``torch.Generator`` on the CPU seeded with ``config.seed``, in a fixed order; the latents are drawn on the CPU and
+then moved, so CPU and CUDA runs see the same numbers. Training runs inside ``torch.random.fork_rng``, so the
+caller's global RNG state is the same afterwards. What that buys, precisely:
+
+* same machine, same torch build, same device and the same number of threads (``torch.get_num_threads()``):
+  bit-identical weights;
+* another CPU, or another thread count: it may differ. torch/oneDNN choose vectorised kernels by what the
+  CPU supports (AVX2 vs AVX-512) and split reductions by thread, and floating-point sums in another order
+  round differently; GAN training amplifies those last-bit differences over its iterations. The trained
+  generator is therefore part of an experiment's result, not a deterministic function of its configuration
+  across machines (which is why it is cached and can be copied along with the results);
+* CUDA: training sets cuDNN to its deterministic, non-benchmarking mode for its duration, but some CUDA
+  kernels are non-deterministic still (atomic adds); for bit-identical GPU runs call
+  ``torch.use_deterministic_algorithms(True)`` (with ``CUBLAS_WORKSPACE_CONFIG=:4096:8``) before training.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -46,7 +66,7 @@ class DCGANConfig:
     iterations: int = 3000
     batch_size: int = 64
     lr: float = 2e-4
-    seed: int = 0
+    seed: int = 0  # seeds every random draw of the training (weights, mini-batches, latents)
 
 
 class DCGANGenerator(nn.Module):
@@ -81,8 +101,14 @@ def _discriminator(resolution: int, width: int, channels: int = 3) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+# Bumped whenever ``_fit`` would train different weights from the same configuration, so that a cached
+# generator of an older recipe is not loaded as if it were this one's. 2: all draws from one seeded
+# torch.Generator (1 drew the initial weights and the latents from the global RNG).
+_RECIPE = 2
+
+
 def _config_hash(config: DCGANConfig) -> str:
-    payload = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    payload = json.dumps(dict(dataclasses.asdict(config), recipe=_RECIPE), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -94,7 +120,10 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
                 device: str = "cpu", progress: bool = True, **options) -> DCGANGenerator:
     """A DCGAN generator for ``dataset`` at ``resolution``², trained once and then loaded from the cache.
 
-    ``options`` are the other ``DCGANConfig`` fields (``iterations``, ``width``, ``latent_dim``, …).
+    ``options`` are the other ``DCGANConfig`` fields (``iterations``, ``width``, ``latent_dim``, ``seed``, …);
+    ``seed=k`` trains the k-th generator of the same recipe (all its random draws come from it), e.g. to
+    see how much a GIA-L result depends on the particular generator. Training is bit-reproducible on one
+    machine and device but not across CPUs (module docstring), and leaves the caller's global RNG as it was.
     Returns the generator in eval mode on ``device``; ``generator.config`` is its configuration.
     """
     from .data import image_size_option, load_dataset
@@ -104,15 +133,18 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
         raise ValueError(f"train_dcgan: unknown option(s) {sorted(unknown)}; "
                          f"available: {[f.name for f in dataclasses.fields(DCGANConfig)]}")
     config = DCGANConfig(dataset=dataset, resolution=resolution, **options)
-    generator = DCGANGenerator(resolution, config.latent_dim, config.width)
     path = generator_path(config, root)
-    if path.exists():
-        generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    else:
-        data = load_dataset(dataset, "train", root=root, **image_size_option(dataset, resolution))
-        images = _resized_stack(data, resolution)
-        _fit(generator, images, config, device, progress)
-        atomic_write(path, lambda f: torch.save(generator.state_dict(), f))
+    # The modules' constructors draw their default initialisation from the global RNG: fork it, so that
+    # neither building nor training a generator moves the caller's random stream.
+    with torch.random.fork_rng(devices=[]):
+        generator = DCGANGenerator(resolution, config.latent_dim, config.width)
+        if path.exists():
+            generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        else:
+            data = load_dataset(dataset, "train", root=root, **image_size_option(dataset, resolution))
+            images = _resized_stack(data, resolution)
+            _fit(generator, images, config, device, progress)
+            atomic_write(path, lambda f: torch.save(generator.state_dict(), f))
     generator.config = config
     return generator.to(device).eval()
 
@@ -126,39 +158,61 @@ def _resized_stack(data, resolution):
 
 
 def _fit(generator, images, config: DCGANConfig, device, progress):
-    """The DCGAN recipe: alternate discriminator and generator steps with the non-saturating BCE loss."""
-    torch.manual_seed(config.seed)
-    generator.apply(_dcgan_init).to(device).train()
-    critic = _discriminator(config.resolution, config.width).apply(_dcgan_init).to(device).train()
+    """The DCGAN recipe: alternate discriminator and generator steps with the non-saturating BCE loss.
+
+    Every random draw comes from ``rng``, one CPU ``torch.Generator`` seeded with ``config.seed``, in a fixed
+    order (initial weights, then per iteration the real mini-batch and the latents), so the run does not
+    depend on what else used the global RNG before it. The caller (``train_dcgan``) forks the global RNG.
+    """
+    rng = torch.Generator().manual_seed(config.seed)
+    torch.default_generator.manual_seed(config.seed)  # nothing below should draw from it; if it does, seeded
+    generator.apply(lambda m: _dcgan_init(m, rng)).to(device).train()
+    critic = _discriminator(config.resolution, config.width).apply(lambda m: _dcgan_init(m, rng)).to(device).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr=config.lr, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
-    sampler = torch.Generator().manual_seed(config.seed)
     bar = tqdm(range(config.iterations), desc=f"training DCGAN on {config.dataset} ({config.resolution}px)",
                disable=not progress, mininterval=2.0)
-    for it in bar:
-        real = images[torch.randint(len(images), (config.batch_size,), generator=sampler)].to(device) * 2 - 1
-        z = torch.randn(config.batch_size, config.latent_dim, device=device)
-        fake = generator(z) * 2 - 1  # the critic sees [-1, 1] images
-        ones = torch.ones(config.batch_size, 1, device=device)
-        loss_d = bce(critic(real), ones) + bce(critic(fake.detach()), torch.zeros_like(ones))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        loss_g = bce(critic(fake), ones)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        if it % 200 == 0:
-            bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
+    with _deterministic_cudnn(torch.device(device)):
+        for it in bar:
+            real = images[torch.randint(len(images), (config.batch_size,), generator=rng)].to(device) * 2 - 1
+            # drawn on the CPU and moved: the same latents whatever the device
+            z = torch.randn(config.batch_size, config.latent_dim, generator=rng).to(device)
+            fake = generator(z) * 2 - 1  # the critic sees [-1, 1] images
+            ones = torch.ones(config.batch_size, 1, device=device)
+            loss_d = bce(critic(real), ones) + bce(critic(fake.detach()), torch.zeros_like(ones))
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            loss_g = bce(critic(fake), ones)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            if it % 200 == 0:
+                bar.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
     generator.cpu()
 
 
-def _dcgan_init(module):
+@contextlib.contextmanager
+def _deterministic_cudnn(device: torch.device):
+    """cuDNN in its deterministic, non-benchmarking mode while training on CUDA; restored afterwards."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def _dcgan_init(module, rng: torch.Generator | None = None):
+    """Radford et al.'s initialisation: convolutions N(0, 0.02), BatchNorm scales N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+        nn.init.normal_(module.weight, 0.0, 0.02, generator=rng)
     elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.normal_(module.weight, 1.0, 0.02, generator=rng)
         nn.init.zeros_(module.bias)
 
 

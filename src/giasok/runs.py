@@ -42,7 +42,7 @@ __all__ = ["CACHE_VERSION", "GiaExperiment", "FedAvgTraining", "run", "run_grid"
            "parallel_map", "cpu_threads", "reconstruction_scores"]
 
 # Bump when a change to the code changes what a cached configuration would compute.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: GIA-L with one generator copy per image (GIAS), IGSA as the paper writes it
 
 
 def results_dir() -> Path:
@@ -268,7 +268,8 @@ class GiaExperiment:
 
     def victim(self):
         """The client's data, W_0 and its update (deterministic in the configuration)."""
-        data = load_dataset(self.dataset, "test", **image_size_option(self.dataset, self.image_size))
+        # download=True: CIFAR is fetched where there is a network, and is a no-op once it is on disk
+        data = load_dataset(self.dataset, "test", download=True, **image_size_option(self.dataset, self.image_size))
         images, labels = victim_batch(data, self.num_samples, seed=self.seed,
                                       distinct_labels=self.num_samples <= len(data.classes))
         if images.shape[-1] != self.image_size:  # CIFAR at 64² (Fig. 4a) is upsampled, as in the paper
@@ -341,7 +342,7 @@ class FedAvgTraining:
                              f"got {self.batch_size}")
 
     def _data(self, split: str):
-        return load_dataset(self.dataset, split, **image_size_option(self.dataset, self.image_size))
+        return load_dataset(self.dataset, split, download=True, **image_size_option(self.dataset, self.image_size))
 
     def client_data(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each client's (images, labels): disjoint random draws from the train split."""
