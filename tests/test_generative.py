@@ -124,3 +124,36 @@ def test_bn_prior_runs_inside_an_attack(one_patch):
     update = client_update(model, images, labels, lr=0.1, share_bn_statistics=True)
     rec = invert(model, update, labels=labels, priors={"tv": 1e-4, "bn": 1e-2}, iterations=5)
     assert rec.images.shape == images.shape and len(rec.loss_history) == 5
+
+
+class _FakeBigGAN(torch.nn.Module):
+    """BigGAN's call signature (noise, class vector, truncation) → [-1, 1] images at 64², for plumbing only."""
+
+    def __init__(self):
+        super().__init__()
+        self.mix = torch.nn.Linear(128 + 1000, 3 * 64 * 64)
+
+    def forward(self, noise, classes, truncation):
+        assert torch.allclose(classes.sum(1), torch.ones(len(classes)))  # a distribution over the classes
+        return torch.tanh(self.mix(torch.cat([noise * truncation, classes], 1))).view(-1, 3, 64, 64)
+
+
+def test_biggan_prior_maps_noise_and_class_logits_to_images_at_the_requested_size():
+    from giasok.generative import BigGANPrior
+
+    prior = BigGANPrior(_FakeBigGAN(), resolution=32)
+    z = torch.randn(2, prior.latent_dim, requires_grad=True)
+    images = prior(z)
+    assert prior.latent_dim == 1128 and images.shape == (2, 3, 32, 32)
+    assert images.min() >= 0 and images.max() <= 1
+    images.sum().backward()
+    assert z.grad[:, 128:].abs().sum() > 0  # the class logits are searched too
+
+
+def test_fig4a_imagenet_rungs_say_what_is_missing_without_biggan():
+    from giasok.runs import GiaExperiment
+
+    experiment = GiaExperiment(dataset="imagenet", image_size=128, method="gia-l",
+                               generator_options=(("biggan", "biggan-deep-256"),))
+    with pytest.raises(GeneratorUnavailable, match="pytorch-pretrained-biggan"):
+        experiment.generator()

@@ -48,7 +48,8 @@ from tqdm import tqdm
 
 from ._io import atomic_write
 
-__all__ = ["DCGANConfig", "DCGANGenerator", "train_dcgan", "sample_figure", "load_biggan", "GeneratorUnavailable"]
+__all__ = ["DCGANConfig", "DCGANGenerator", "train_dcgan", "sample_figure", "load_biggan", "biggan_prior", "BigGANPrior",
+           "GeneratorUnavailable"]
 
 
 class GeneratorUnavailable(RuntimeError):
@@ -233,6 +234,36 @@ def sample_figure(generator: nn.Module, *, count: int = 16, seed: int = 0, title
         ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
     fig.suptitle(title or "generator samples", fontsize=10)
     return fig
+
+
+class BigGANPrior(nn.Module):
+    """A pre-trained BigGAN as a GIA-L generator: latent → image in [0, 1] at ``resolution``².
+
+    The latent is BigGAN's noise vector (``noise_dim`` = 128) followed by 1000 class logits; the class vector
+    BigGAN is conditioned on is their softmax, so the attack can search the class as well as the noise (GIAS
+    optimises the latent it is given; the class of an ImageNet victim is unknown to the generator otherwise).
+    Its output (in [−1, 1] at BigGAN's native size) is mapped to [0, 1] and resized with antialiasing.
+    """
+
+    def __init__(self, biggan: nn.Module, resolution: int, truncation: float = 0.4, noise_dim: int = 128,
+                 classes: int = 1000):
+        super().__init__()
+        self.biggan, self.resolution, self.truncation = biggan, resolution, truncation
+        self.noise_dim, self.latent_dim = noise_dim, noise_dim + classes
+
+    def forward(self, z):
+        noise, logits = z[:, :self.noise_dim], z[:, self.noise_dim:]
+        images = (self.biggan(noise, logits.softmax(dim=1), self.truncation) + 1) / 2
+        if images.shape[-1] != self.resolution:
+            images = nn.functional.interpolate(images, size=(self.resolution,) * 2, mode="bilinear",
+                                               antialias=True, align_corners=False)
+        return images.clamp(0, 1)
+
+
+def biggan_prior(resolution: int, name: str = "biggan-deep-256", *, device: str = "cpu") -> BigGANPrior:
+    """BigGAN (``load_biggan``) wrapped as a GIA-L generator for ``resolution``² images (Fig. 4a's ImageNet
+    rungs). Raises ``GeneratorUnavailable`` with what to install where the package or weights are missing."""
+    return BigGANPrior(load_biggan(name), resolution).to(device).eval()
 
 
 def load_biggan(name: str = "biggan-deep-256"):

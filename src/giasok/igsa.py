@@ -14,11 +14,29 @@ Our reading of Eq. 10, made precise (the paper leaves these points implicit):
 
 * **Per unit perturbation.** We measure the change of Φ per unit of input change along K directions
   u_k drawn uniformly from the unit sphere, with Δ_k = r·u_k (in D = C·H·W ≈ 3000 dimensions a uniform
-  point of the r-ball lies within a fraction of a percent of its surface anyway). The sensitivity of one
-  sample is s_k = ‖ω ⊙ J u_k‖₂ = ( Σ_l ω_l² ‖J_l u_k‖² )^½, the l2 norm of the layer-weighted Jacobian
-  applied to the direction — the literal ‖J·ω‖₂, with ω scaling each layer's rows. Averaging over random
-  directions makes mean_k s_k a Hutchinson-style estimate of the (weighted) Frobenius norm of J over √D, so
+  point of the r-ball lies within a fraction of a percent of its surface anyway). Averaging over random
+  directions makes mean_k s_k a Hutchinson-style estimate of a Frobenius-type norm of J over √D, so
   IGSA = 1 / mean_k s_k is a scale of how far the gradient moves per unit of input change.
+* **How ω enters: a weighted mean of the layers' l2 norms** (``layer_norm="weighted-mean"``, the default).
+  The text under Eq. 10 says ω "assigns higher weights to the shallow layers when averaging l2-norms":
+  the l2 norm is taken per layer and the layers' norms are then averaged with weights ω. A weighted
+  average is normalised by the sum of its weights, so
+
+      s_k = Σ_l ω_l ‖J_l u_k‖₂ / Σ_l ω_l.
+
+  We divide by Σ_l ω_l rather than by L because that is what makes it an average: with equal per-layer
+  norms n it returns n, so ω only shifts the emphasis between layers, as the sentence describes, and
+  does not also inflate the scale (dividing by L would multiply every s_k by mean(ω) = 1 + H_L/L, with
+  H_L the L-th harmonic number). The two normalisations differ by that factor alone, which depends only
+  on the number of layers: IGSA values of one architecture (e.g. across training rounds, which the paper
+  normalises per model, Appx B.II) are the same up to a constant and rank identically. Between
+  architectures with different L the raw values shift relative to one another, as the factor falls from
+  2 at L = 1 to 1.46 at L = 5 and 1.08 at L = 60, so a ranking of architectures by raw IGSA can differ.
+* **The alternative, ``layer_norm="weighted-l2"``**: s_k = ‖ω ⊙ J u_k‖₂ = ( Σ_l ω_l² ‖J_l u_k‖² )^½, the
+  literal ‖J·ω‖₂ of the formula read as one l2 norm over the whole gradient with ω scaling each layer's
+  rows. It is kept because Eq. 10's symbols alone do admit it and this package computed it before; it
+  weighs layers by ω² and lets the layer with the largest norm dominate, which is not an average of the
+  layers' norms, so it is not the default.
 * **Which layer weighs 2.** The paper says shallow layers weigh more, so ω is indexed from the output in
   the order backpropagation reaches the layers: the classifier (reached first) gets 1 + 1/L and the first
   layer 2. In forward order, layer i (0-based) gets ω_i = 1 + 1/(i + 1).
@@ -29,8 +47,8 @@ Our reading of Eq. 10, made precise (the paper leaves these points implicit):
 
 Two estimators:
 
-* ``estimator="finite-difference"`` — the paper's first line: ‖ω ⊙ (Φ(X + Δ_k) − Φ(X))‖₂ / ‖Δ_k‖, the K
-  perturbed gradients computed in vectorised chunks.
+* ``estimator="finite-difference"`` — the paper's first line: the layer-weighted norm of
+  (Φ(X + Δ_k) − Φ(X)) / ‖Δ_k‖, the K perturbed gradients computed in vectorised chunks.
 * ``estimator="jvp"`` — exact directional derivatives J(X_k)·u_k, at the sample points X_k = X + r·u_k as
   Eq. 10's second line writes, by forward-mode differentiation of the reverse-mode gradient
   (``torch.func.jvp`` over ``torch.func.grad``), vectorised over the K directions with ``vmap``.
@@ -47,7 +65,9 @@ rougher. We report the paper's finite-difference IGSA and, beside it, the exact 
 Both process the K directions in chunks of ``chunk_size`` (the paper's K = 10000 fits a GPU this way);
 ``chunk_size=1`` evaluates them one at a time in a plain loop, the baseline ``make bench`` compares with.
 The model is used in eval mode (BatchNorm with its running statistics) unless ``mode="train"``; dropout is
-always off, since a random mask would make Φ a random map rather than a function.
+always off, since a random mask would make Φ a random map rather than a function. Everything is computed
+in the dtype of the images (the model's parameters must match): float32 as in training, or float64 where
+a test needs the finite differences' rounding (≈ eps·|Φ|/r) to be negligible.
 """
 from __future__ import annotations
 
@@ -60,15 +80,17 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
 __all__ = ["IGSA", "igsa", "layer_weights", "parameter_layers", "random_directions", "sensitivities",
-           "ESTIMATORS"]
+           "ESTIMATORS", "LAYER_NORMS"]
 
 ESTIMATORS = ("jvp", "finite-difference")
+LAYER_NORMS = ("weighted-mean", "weighted-l2")  # how ω combines the layers' norms; see the module docstring
 
 
 @dataclass(frozen=True)
 class IGSA:
     """IGSA of a model at some inputs: ``value`` (mean over inputs), ``per_input`` (one per input), and the
-    ``sensitivities`` s_k behind them (inputs × K), with the settings that produced them."""
+    ``sensitivities`` s_k behind them (inputs × K), with the settings that produced them (``layer_norm``:
+    how ω combined the layers' norms, one of ``LAYER_NORMS``)."""
 
     value: float
     per_input: tuple
@@ -77,6 +99,7 @@ class IGSA:
     estimator: str
     layers: tuple
     weights: tuple
+    layer_norm: str = "weighted-mean"
 
 
 def parameter_layers(model: nn.Module) -> list[tuple[str, list[str]]]:
@@ -94,11 +117,20 @@ def layer_weights(num_layers: int) -> torch.Tensor:
     return 1 + 1 / torch.arange(1, num_layers + 1, dtype=torch.float64)
 
 
-def random_directions(shape: tuple, samples: int, *, seed: int) -> torch.Tensor:
-    """``samples`` unit vectors of ``shape`` drawn uniformly from the sphere (normalised Gaussians)."""
+def random_directions(shape: tuple, samples: int, *, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``samples`` unit vectors of ``shape`` drawn uniformly from the sphere (normalised Gaussians), in ``dtype``.
+
+    Drawn and normalised in float64 whatever ``dtype`` is, so a seed gives the same directions in float32
+    and float64 up to the final rounding.
+    """
     generator = torch.Generator().manual_seed(seed)
     u = torch.randn((samples, *shape), generator=generator, dtype=torch.float64)
-    return (u / u.flatten(1).norm(dim=1).view(-1, *([1] * len(shape)))).float()
+    return (u / u.flatten(1).norm(dim=1).view(-1, *([1] * len(shape)))).to(dtype)
+
+
+def _check_layer_norm(layer_norm: str) -> None:
+    if layer_norm not in LAYER_NORMS:
+        raise ValueError(f"unknown layer_norm {layer_norm!r}; available: {', '.join(LAYER_NORMS)}")
 
 
 def _analysed_copy(model: nn.Module, mode: str, device) -> nn.Module:
@@ -115,14 +147,18 @@ def _analysed_copy(model: nn.Module, mode: str, device) -> nn.Module:
 
 
 def sensitivities(model: nn.Module, image: torch.Tensor, label: int | torch.Tensor, directions: torch.Tensor, *,
-                  radius: float = 1e-3, estimator: str = "jvp", chunk_size: int = 64, mode: str = "eval",
-                  device: str | torch.device = "cpu") -> torch.Tensor:
-    """s_k = ‖ω ⊙ J u_k‖₂ for each unit direction u_k in ``directions`` (K × C×H×W), at one input (C×H×W).
+                  radius: float = 1e-3, estimator: str = "jvp", layer_norm: str = "weighted-mean",
+                  chunk_size: int = 64, mode: str = "eval", device: str | torch.device = "cpu") -> torch.Tensor:
+    """s_k for each unit direction u_k in ``directions`` (K × C×H×W), at one input ``image`` (C×H×W).
 
-    Returns a float64 CPU tensor of K sensitivities in the order of ``directions``.
+    With the default ``layer_norm="weighted-mean"`` s_k = Σ_l ω_l ‖J_l u_k‖₂ / Σ_l ω_l, the ω-weighted
+    average of the layers' l2 norms the text under Eq. 10 describes; ``"weighted-l2"`` gives the literal
+    ‖ω ⊙ J u_k‖₂ (module docstring). Computed in ``image.dtype`` throughout (the model's parameters must
+    have it too); returns a float64 CPU tensor of K sensitivities in the order of ``directions``.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; available: {', '.join(ESTIMATORS)}")
+    _check_layer_norm(layer_norm)
     if not radius > 0:
         raise ValueError(f"radius must be > 0, got {radius}")
     if not isinstance(chunk_size, int) or chunk_size < 1:
@@ -130,6 +166,11 @@ def sensitivities(model: nn.Module, image: torch.Tensor, label: int | torch.Tens
     if image.ndim != 3 or directions.shape[1:] != image.shape:
         raise ValueError(f"need one C×H×W image and K×C×H×W directions; got {tuple(image.shape)} and "
                          f"{tuple(directions.shape)}")
+    mismatched = {p.dtype for p in model.parameters()} - {image.dtype}
+    if not image.is_floating_point() or mismatched:
+        # a silent cast either way would change the rounding the finite differences divide by r
+        raise ValueError(f"the image ({image.dtype}) and the model's parameters ({', '.join(map(str, mismatched))}) "
+                         f"must share one floating dtype; convert both, e.g. model.double() and image.double()")
     device = torch.device(device)
     net = _analysed_copy(model, mode, device)
     params = {k: p.detach() for k, p in net.named_parameters()}
@@ -144,9 +185,11 @@ def sensitivities(model: nn.Module, image: torch.Tensor, label: int | torch.Tens
             return nn.functional.cross_entropy(functional_call(net, (p, buffers), (inp.unsqueeze(0),)), y)
         return grad(loss)(params)
 
-    def weighted_norm(blocks):  # ‖ω ⊙ v‖₂ over layer blocks
+    def weighted_norm(blocks):  # ω combines the layers' squared l2 norms ‖v_l‖² as ``layer_norm`` says
         per_layer = torch.stack([sum(blocks[n].pow(2).sum() for n in names) for _, names in layers])
-        return (weights.pow(2) * per_layer).sum().sqrt()
+        if layer_norm == "weighted-mean":  # Σ_l ω_l ‖v_l‖₂ / Σ_l ω_l
+            return (weights * per_layer.sqrt()).sum() / weights.sum()
+        return (weights.pow(2) * per_layer).sum().sqrt()  # ‖ω ⊙ v‖₂
 
     if estimator == "jvp":
         def one(u):
@@ -170,29 +213,32 @@ def sensitivities(model: nn.Module, image: torch.Tensor, label: int | torch.Tens
 
 
 def igsa(model: nn.Module, images: torch.Tensor, labels, *, samples: int = 100, radius: float = 1e-3,
-         estimator: str = "jvp", seed: int = 0, chunk_size: int = 64, mode: str = "eval",
-         device: str | torch.device = "cpu", directions: torch.Tensor | None = None) -> IGSA:
+         estimator: str = "jvp", layer_norm: str = "weighted-mean", seed: int = 0, chunk_size: int = 64,
+         mode: str = "eval", device: str | torch.device = "cpu", directions: torch.Tensor | None = None) -> IGSA:
     """IGSA of ``model`` at each image of ``images`` (N×C×H×W in [0, 1], with their ``labels``), averaged.
 
     ``samples`` = K directions per image, drawn with ``seed`` (the same directions for every image), or
     given as ``directions`` (K×C×H×W, normalised here). ``radius`` = r, the paper uses K = 10000, r = 1e-3.
+    ``layer_norm`` says how ω combines the layers (module docstring); computed in ``images.dtype``.
 
     >>> model = build_model("convnet", 10, seed=0, width=8)                       # doctest: +SKIP
     >>> igsa(model, images, labels, samples=32).value                             # doctest: +SKIP
     """
     if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need N ≥ 1 images N×C×H×W and N labels; got {tuple(images.shape)} and {len(labels)}")
+    _check_layer_norm(layer_norm)
     if directions is None:
         if not isinstance(samples, int) or samples < 1:
             raise ValueError(f"samples must be a positive integer, got {samples!r}")
-        directions = random_directions(tuple(images.shape[1:]), samples, seed=seed)
+        directions = random_directions(tuple(images.shape[1:]), samples, seed=seed, dtype=images.dtype)
     else:
+        directions = directions.to(images.dtype)  # normalise in the dtype the directions will be used in
         directions = directions / directions.flatten(1).norm(dim=1).view(-1, *([1] * (directions.ndim - 1)))
     s = torch.stack([sensitivities(model, image, label, directions, radius=radius, estimator=estimator,
-                                   chunk_size=chunk_size, mode=mode, device=device)
+                                   layer_norm=layer_norm, chunk_size=chunk_size, mode=mode, device=device)
                      for image, label in zip(images, torch.as_tensor(labels))])
     per_input = (1.0 / s.mean(dim=1)).tolist()  # Eq. 10: K / Σ_k s_k
     layers = tuple(name for name, _ in parameter_layers(model))
     return IGSA(value=float(np.mean(per_input)), per_input=tuple(per_input), sensitivities=s.numpy(),
                 radius=radius, estimator=estimator, layers=layers,
-                weights=tuple(layer_weights(len(layers)).tolist()))
+                weights=tuple(layer_weights(len(layers)).tolist()), layer_norm=layer_norm)
