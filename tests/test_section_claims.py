@@ -130,3 +130,29 @@ def test_51_claims_fail_when_the_model_softens_or_igsa_disagrees():
     assert not _by_claim(claims, "the attack leaks")[0].passed
     opposed = st.insight_claims(_victims(lambda t: 26 - 2 * t, igsa_noise_sign=-1), window=2)
     assert not _by_claim(opposed, "IGSA and PSNR move together")[0].passed
+
+
+# -- the generator gates (§4.1, §4.2.1) ----------------------------------------------------------------------
+
+def _generators(means: dict, **columns):
+    return pd.DataFrame([dict(generator_seed=g, seed=s, psnr=m + JITTER[s], **columns)
+                         for g, m in means.items() for s in range(VICTIMS)])
+
+
+def test_generator_gates_pass_only_when_every_generator_leaks():
+    assert ts.generator_claim(_generators({0: 22, 1: 20, 2: 19}, U=1)).passed
+    one_bad = ts.generator_claim(_generators({0: 22, 1: 12, 2: 19}, U=1))  # one GAN run that does not leak
+    assert not one_bad.passed and "seed 1" in one_bad.ours and "10.0 dB" in one_bad.ours
+    assert dd.generator_claim(_generators({0: 21, 1: 20}, batch=1)).passed
+    assert not dd.generator_claim(_generators({0: 21, 1: 15}, batch=1)).passed
+
+
+def test_generator_experiments_vary_only_the_generator_seed():
+    from giasok.profiles import get_profile
+
+    settings = get_profile("smoke", generator_seeds=[0, 3], seeds=2)
+    grid = ts.generator_experiments(settings)
+    seeds = [dict(e.generator_options).get("seed", 0) for e in grid]
+    assert seeds == [0, 0, 3, 3] and {e.method for e in grid} == {"gia-l"}
+    assert grid[0] in ts.table1_experiments(settings)  # seed 0 is the tables' own run: cached
+    assert {e.seed for e in grid} == {0, 1}

@@ -38,7 +38,7 @@ from scipy import stats
 
 from ._io import atomic_write
 
-__all__ = ["ALPHA", "RESAMPLES", "RULE", "Claim", "Evidence", "trend", "partial_trend", "difference", "at_least",
+__all__ = ["ALPHA", "RESAMPLES", "RULE", "Claim", "Evidence", "trend", "partial_trend", "difference", "at_least", "every",
            "record_claims", "load_claims", "scorecard_markdown", "reading", "claims_dir"]
 
 ALPHA = 0.05
@@ -206,6 +206,17 @@ def at_least(values, threshold: float, *, label: str = "mean PSNR", unit: str = 
     spread = f" ± {values.std(ddof=1):.1f}" if len(values) > 1 else ""
     return Evidence(bool(mean >= threshold), mean, None, len(values),
                     f"{label} {mean:.1f}{spread}{unit} over {len(values)} victims (threshold {threshold:g}{unit})")
+
+
+def every(evidences: dict) -> Evidence:
+    """Holds when every labelled piece of evidence holds (e.g. the attack leaks with each of several
+    generators); the statistic is the smallest, the text lists each."""
+    if not evidences:
+        return _untestable(0, "nothing to test")
+    values = [e.statistic for e in evidences.values() if np.isfinite(e.statistic)]
+    return Evidence(all(e.holds for e in evidences.values()), min(values) if values else float("nan"), None,
+                    sum(e.n for e in evidences.values()),
+                    "; ".join(f"{label}: {e.text}" for label, e in evidences.items()))
 
 
 # -- recording and the scorecard ---------------------------------------------------------------------------

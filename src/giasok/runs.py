@@ -39,7 +39,7 @@ from .fl import client_update, fedavg_rounds
 from .models import build_model
 
 __all__ = ["CACHE_VERSION", "GiaExperiment", "FedAvgTraining", "run", "run_grid", "config_hash", "result_paths",
-           "parallel_map", "cpu_threads", "reconstruction_scores"]
+           "parallel_map", "cpu_threads", "reconstruction_scores", "with_generator_seed"]
 
 # Bump when a change to the code changes what a cached configuration would compute.
 CACHE_VERSION = 2  # 2: GIA-L with one generator copy per image (GIAS), IGSA as the paper writes it
@@ -283,10 +283,14 @@ class GiaExperiment:
         return images, labels, model, update
 
     def generator(self):
-        """The GIA-L generator (trained once per configuration, then loaded from data/generators/)."""
-        from .generative import train_dcgan
+        """The GIA-L generator: a DCGAN trained once per configuration (then loaded from data/generators/),
+        or, when ``generator_options`` name ``("biggan", <model name>)``, a pre-trained BigGAN (ImageNet)."""
+        from .generative import biggan_prior, train_dcgan
 
-        return train_dcgan(self.dataset, self.image_size, device=self.device, **dict(self.generator_options))
+        options = dict(self.generator_options)
+        if "biggan" in options:
+            return biggan_prior(self.image_size, options["biggan"], device=self.device)
+        return train_dcgan(self.dataset, self.image_size, device=self.device, **options)
 
     def compute(self):
         images, labels, model, update = self.victim()
@@ -307,6 +311,17 @@ class GiaExperiment:
         arrays = {"truth": images.numpy(), "reconstruction": matched.numpy(), "labels": labels.numpy(),
                   "order": order, "loss_history": np.asarray(rec.loss_history)}
         return result, arrays
+
+
+def with_generator_seed(experiment: GiaExperiment, seed: int) -> GiaExperiment:
+    """``experiment`` with its DCGAN trained from ``seed`` (GIA-L's generator is part of its result: a
+    different training run of the same recipe gives a different prior). The default seed (0) keeps the
+    configuration as it is, so those runs come from the cache."""
+    options = dict(experiment.generator_options)
+    if options.get("seed", 0) == seed:
+        return experiment
+    options["seed"] = seed
+    return dataclasses.replace(experiment, generator_options=tuple(sorted(options.items())))
 
 
 @dataclass(frozen=True)

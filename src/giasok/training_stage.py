@@ -41,7 +41,7 @@ __all__ = ["PROFILE_FIELDS", "PAPER_SETUP", "PAPER_FINDINGS", "HIGH_RISK_PSNR", 
            "stage_experiments", "run_stages", "per_victim", "windowed", "peak_rounds", "insight_claims", "figure", "EXPLORER_METRICS",
            "paper_setup_table"]
 
-PROFILE_FIELDS = ("stages_models", "stages_data", "stages_clients", "stages_samples_per_client",
+PROFILE_FIELDS = ("stages_models", "stages_data", "stages_image_size", "stages_clients", "stages_samples_per_client",
                   "stages_batch_size", "stages_epochs", "stages_lr", "stages_rounds", "stages_window",
                   "stages_victims", "stages_attack_iterations", "tv_weight", "stages_igsa_samples",
                   "stages_igsa_radius", "stages_bn_mode")
@@ -49,7 +49,7 @@ PROFILE_FIELDS = ("stages_models", "stages_data", "stages_clients", "stages_samp
 # Appx B.II, quoted beside our configuration
 PAPER_SETUP = {
     "models": "VGG-11/16/19, ResNet-18/50/152, DenseNet-121, GoogLeNet, Inception-v3",
-    "data": "CIFAR10", "clients": 5, "rounds": 100, "batch size": 128, "learning rate": 0.01,
+    "data": "CIFAR10 at 32²", "clients": 5, "rounds": 100, "batch size": 128, "learning rate": 0.01,
     "local epochs": 10, "victim samples per round": 10, "IGSA K": 10000, "IGSA r": 1e-3,
     "window (rounds averaged in Fig. 7)": 5, "attack": "Geiping et al. (cosine + TV)",
 }
@@ -136,7 +136,8 @@ def stage_experiments(settings: Profile, device: str = "cpu", seed: int = 0) -> 
     """One ``RoundEvaluation`` per model of the profile and round 0 … ``stages_rounds``, model by model."""
     experiments = []
     for name, options in settings.stages_models:
-        training = FedAvgTraining(dataset=settings.stages_data, model=name, model_options=tuple(options),
+        training = FedAvgTraining(dataset=settings.stages_data, image_size=settings.stages_image_size,
+                                  model=name, model_options=tuple(options),
                                   model_seed=seed, clients=settings.stages_clients,
                                   samples_per_client=settings.stages_samples_per_client,
                                   batch_size=settings.stages_batch_size, epochs=settings.stages_epochs,
@@ -296,7 +297,7 @@ def paper_setup_table(settings: Profile) -> pd.DataFrame:
     """The paper's setup (Appx B.II) beside this profile's."""
     ours = {
         "models": ", ".join(f"{m} ({', '.join(f'{k}={v}' for k, v in o) or 'full'})" for m, o in settings.stages_models),
-        "data": settings.stages_data, "clients": settings.stages_clients, "rounds": settings.stages_rounds,
+        "data": f"{settings.stages_data} at {settings.stages_image_size}²", "clients": settings.stages_clients, "rounds": settings.stages_rounds,
         "batch size": settings.stages_batch_size, "learning rate": settings.stages_lr,
         "local epochs": settings.stages_epochs, "victim samples per round": settings.stages_victims,
         "IGSA K": settings.stages_igsa_samples, "IGSA r": settings.stages_igsa_radius,
