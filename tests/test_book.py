@@ -55,11 +55,14 @@ def test_book_built_without_warnings_and_with_a_scorecard(built_book):
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):  # every section is a chapter of the book
         assert (html / "notebooks" / f"{notebook.stem}.html").exists(), f"{notebook.name} is not in book/_toc.yml"
     for section in ("4.1", "4.2.1", "5.1"):  # every section with an insight recorded its claims
-        assert json.loads((results / "claims" / "smoke" / f"{section}.json").read_text()), section
-    claims = json.loads((results / "claims" / "smoke" / "4.1.json").read_text())
-    assert claims and {"claim", "passed", "ours", "paper"} <= set(claims[0])
+        assert json.loads((results / "claims" / "smoke" / f"{section}.json").read_text())["claims"], section
+    record = json.loads((results / "claims" / "smoke" / "4.1.json").read_text())
+    claims = record["claims"]
+    assert {"claim", "passed", "ours", "paper", "statistic", "p_value"} <= set(claims[0])
+    assert record["overrides"] == {} and "α = 0.05" in record["rule"]
     intro = (html / "intro.html").read_text()
     assert "Scorecard" in intro and claims[0]["claim"].split("(")[0].strip() in intro
+    assert "Decision rule" in intro  # the one significance rule is printed with the scorecard
     assert "smoke" in intro  # the intro says which profile built this copy
     page = (html / "notebooks" / "01_training_setup.html").read_text()
     assert "injected-parameters" not in page and "Parameters (papermill)" not in page

@@ -25,7 +25,7 @@ from torch.func import functional_call, grad, jacrev
 from . import metrics
 from .claims import Claim, Evidence, at_least, every, trend
 from .profiles import Profile
-from .runs import GiaExperiment, run_grid, with_generator_seed
+from .runs import GiaExperiment, default_workers, run_grid, with_generator_seed
 from .training_setup import attack_settings
 
 __all__ = ["PROFILE_FIELDS", "ATTACKS", "PAPER_TABLE5", "paper_table5", "non_unique_inverse", "resolution_experiments",
@@ -186,9 +186,12 @@ def generator_claim(frame: pd.DataFrame) -> Claim:
                     ours=f"spread of the generators' means {means.max() - means.min():.1f} dB; {evidence.text}")
 
 
-def run_frame(labelled, *, progress=True, desc="runs") -> tuple[pd.DataFrame, list]:
-    """Run (or load) labelled experiments; one row per run with its per-sample scores."""
-    results = run_grid([e for _, e in labelled], progress=progress, desc=desc)
+def run_frame(labelled, *, progress=True, desc="runs", workers: int | None = None) -> tuple[pd.DataFrame, list]:
+    """Run (or load) labelled experiments in ``workers`` processes (default: one per CPU core on the CPU); one
+    row per run with its per-sample scores."""
+    labelled = list(labelled)
+    workers = workers or default_workers(labelled[0][1].device)
+    results = run_grid([e for _, e in labelled], progress=progress, desc=desc, workers=workers)
     rows = [dict(attack=a, resolution=e.image_size, batch=e.num_samples, seed=e.seed,
                  init=e.seed if e.attack_seed is None else e.attack_seed, psnr=r["psnr"], ssim=r["ssim"],
                  generator_seed=dict(e.generator_options).get("seed", 0) if e.method == "gia-l" else None,

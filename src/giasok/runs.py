@@ -39,7 +39,8 @@ from .fl import client_update, fedavg_rounds
 from .models import build_model
 
 __all__ = ["CACHE_VERSION", "GiaExperiment", "FedAvgTraining", "run", "run_grid", "config_hash", "result_paths",
-           "parallel_map", "cpu_threads", "reconstruction_scores", "with_generator_seed"]
+           "parallel_map", "cpu_threads", "reconstruction_scores", "with_generator_seed",
+           "default_workers"]
 
 # Bump when a change to the code changes what a cached configuration would compute.
 CACHE_VERSION = 2  # 2: GIA-L with one generator copy per image (GIAS), IGSA as the paper writes it
@@ -137,6 +138,12 @@ def _compute(config, root=None) -> str:
 
 def _single_threaded_worker():
     torch.set_num_threads(1)
+
+
+def default_workers(device: str) -> int:
+    """Processes for a grid on ``device``: one per CPU core on the CPU (each runs one torch thread, and small
+    networks gain little from a second thread), one on a GPU."""
+    return (os.cpu_count() or 1) if torch.device(device).type == "cpu" else 1
 
 
 def parallel_map(function, items, *, workers: int, progress: bool = True, desc: str = "work") -> list:
@@ -293,6 +300,10 @@ class GiaExperiment:
         return train_dcgan(self.dataset, self.image_size, device=self.device, **options)
 
     def compute(self):
+        with cpu_threads(1, self.device):  # the same numbers in the main process and in parallel workers
+            return self._compute()
+
+    def _compute(self):
         images, labels, model, update = self.victim()
         generator = self.generator() if self.method == "gia-l" else None
         start = time.perf_counter()

@@ -18,7 +18,7 @@ import pandas as pd
 from .claims import Claim, at_least, difference, every, trend
 from .metrics import TAU_PSNR
 from .profiles import Profile
-from .runs import GiaExperiment, run_grid, with_generator_seed
+from .runs import GiaExperiment, default_workers, run_grid, with_generator_seed
 
 __all__ = ["PROFILE_FIELDS", "PAPER_TABLE1", "PAPER_TABLE1_EXTENDED", "PAPER_TABLE2", "table1_experiments",
            "table2_experiments", "generator_experiments", "generator_claim", "run_table", "insight_claims", "figure"]
@@ -112,9 +112,13 @@ def generator_claim(frame: pd.DataFrame) -> Claim:
                     ours=f"spread of the generators' means {means.max() - means.min():.1f} dB; {evidence.text}")
 
 
-def run_table(experiments, *, progress: bool = True, desc: str = "runs") -> tuple[pd.DataFrame, list]:
-    """Run (or load) a table's experiments; return a tidy frame (one row per run) and the raw results."""
-    results = run_grid(experiments, progress=progress, desc=desc)
+def run_table(experiments, *, progress: bool = True, desc: str = "runs", workers: int | None = None
+              ) -> tuple[pd.DataFrame, list]:
+    """Run (or load) a table's experiments in ``workers`` processes (default: one per CPU core on the CPU);
+    return a tidy frame (one row per run) and the raw results."""
+    experiments = list(experiments)
+    workers = workers or default_workers(experiments[0].device)
+    results = run_grid(experiments, progress=progress, desc=desc, workers=workers)
     rows = []
     for e, r in zip(experiments, results):
         b = e.batch_size or e.num_samples

@@ -21,7 +21,6 @@ stopped, both in training and in evaluation.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -35,7 +34,7 @@ from .fl import client_update
 from .igsa import igsa
 from .metrics import TAU_PSNR
 from .profiles import Profile
-from .runs import FedAvgTraining, cpu_threads, parallel_map, reconstruction_scores, run_grid
+from .runs import FedAvgTraining, cpu_threads, default_workers, parallel_map, reconstruction_scores, run_grid
 
 __all__ = ["PROFILE_FIELDS", "PAPER_SETUP", "PAPER_FINDINGS", "HIGH_RISK_PSNR", "RoundEvaluation",
            "stage_experiments", "run_stages", "per_victim", "windowed", "peak_rounds", "insight_claims", "figure", "EXPLORER_METRICS",
@@ -162,8 +161,7 @@ def run_stages(experiments, *, progress: bool = True, workers: int | None = None
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
     if workers is None:
-        on_cpu = torch.device(experiments[0].training.device).type == "cpu"
-        workers = (os.cpu_count() or 1) if on_cpu else 1
+        workers = default_workers(experiments[0].training.device)
     last = {}
     for e in experiments:
         last[e.training] = max(last.get(e.training, 0), e.round)
@@ -259,9 +257,10 @@ def insight_claims(victims: pd.DataFrame, window: int) -> list[Claim]:
     return claims
 
 
-def figure(frame: pd.DataFrame, window: int):
+def figure(frame: pd.DataFrame, window: int, victims: pd.DataFrame | None = None):
     """Fig. 7 style: per model, test accuracy, PSNR and normalised IGSA against the round, each averaged
-    over windows of ``window`` rounds; windows whose mean PSNR is above ``HIGH_RISK_PSNR`` shaded."""
+    over windows of ``window`` rounds; windows whose mean PSNR is above ``HIGH_RISK_PSNR`` shaded. With
+    ``victims`` (``per_victim``), PSNR carries error bars: the sd over the window's victims × rounds."""
     import matplotlib.pyplot as plt
 
     models = list(dict.fromkeys(frame.model))
@@ -281,7 +280,11 @@ def figure(frame: pd.DataFrame, window: int):
         ax.plot(x, w.igsa_exact_normalised, "s:", color="tab:purple", alpha=0.5, label="same, exact JVP IGSA")
         ax.set(ylim=(0, 1.05), xlabel="round", title=model)
         right = ax.twinx()
-        right.plot(x, w.psnr, "^-", color="tab:blue", label="PSNR (dB) ↑")
+        spread = None
+        if victims is not None:
+            mine = victims[victims.model == model]
+            spread = mine.groupby(mine["round"] // window, sort=True).psnr.std().to_numpy()
+        right.errorbar(x, w.psnr, yerr=spread, fmt="^-", color="tab:blue", capsize=2, label="PSNR (dB) ↑")
         right.axhline(HIGH_RISK_PSNR, color="tab:blue", lw=0.8, ls="--")
         right.set_ylabel("PSNR (dB)", color="tab:blue")
     fig.suptitle(f"means over windows of {window} rounds; grey: windows with mean PSNR ≥ {HIGH_RISK_PSNR:.0f} dB "
