@@ -157,3 +157,19 @@ def test_fig4a_imagenet_rungs_say_what_is_missing_without_biggan():
                                generator_options=(("biggan", "biggan-deep-256"),))
     with pytest.raises(GeneratorUnavailable, match="pytorch-pretrained-biggan"):
         experiment.generator()
+
+
+def test_generator_weights_do_not_depend_on_the_callers_thread_count(tmp_path):
+    # a notebook cell (2 threads) and a worker (1 thread) must train the same generator from one configuration
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            g = train_dcgan("patches", 16, iterations=20, width=8, batch_size=16, root=tmp_path / str(threads),
+                            progress=False)
+            weights.append(g.state_dict())
+            assert torch.get_num_threads() == threads  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -20,11 +20,12 @@ generator and discriminator (N(0, 0.02) as in DCGAN), the real mini-batches and 
 then moved, so CPU and CUDA runs see the same numbers. Training runs inside ``torch.random.fork_rng``, so the
 caller's global RNG state is the same afterwards. What that buys, precisely:
 
-* same machine, same torch build, same device and the same number of threads (``torch.get_num_threads()``):
-  bit-identical weights;
-* another CPU, or another thread count: it may differ. torch/oneDNN choose vectorised kernels by what the
-  CPU supports (AVX2 vs AVX-512) and split reductions by thread, and floating-point sums in another order
-  round differently; GAN training amplifies those last-bit differences over its iterations. The trained
+* same machine, same torch build, same device: bit-identical weights. On the CPU training always runs on
+  one torch thread, whatever the caller's setting: reductions split across threads sum in another order,
+  and a generator trained in a 2-thread notebook differed (by 7e-9 after 20 iterations) from one trained in
+  a 1-thread worker, which is enough to move a GIA-L PSNR in its 7th digit;
+* another CPU: it may differ. torch/oneDNN choose vectorised kernels by what the CPU supports (AVX2 vs
+  AVX-512), and floating-point sums in another order round differently; GAN training amplifies those last-bit differences over its iterations. The trained
   generator is therefore part of an experiment's result, not a deterministic function of its configuration
   across machines (which is why it is cached and can be copied along with the results);
 * CUDA: training sets cuDNN to its deterministic, non-benchmarking mode for its duration, but some CUDA
@@ -144,7 +145,8 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
         else:
             data = load_dataset(dataset, "train", root=root, **image_size_option(dataset, resolution))
             images = _resized_stack(data, resolution)
-            _fit(generator, images, config, device, progress)
+            with _one_cpu_thread(device):
+                _fit(generator, images, config, device, progress)
             atomic_write(path, lambda f: torch.save(generator.state_dict(), f))
     generator.config = config
     return generator.to(device).eval()
@@ -156,6 +158,21 @@ def _resized_stack(data, resolution):
         images = nn.functional.interpolate(images, size=(resolution, resolution), mode="bilinear",
                                            antialias=True, align_corners=False)
     return images
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device):
+    """One torch thread while training on the CPU (see the module docstring: the thread count changes the
+    summation order and so the weights)."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fit(generator, images, config: DCGANConfig, device, progress):
