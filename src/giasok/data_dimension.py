@@ -118,7 +118,8 @@ def _attack(settings: Profile, name: str) -> dict:
         return attack_settings(settings, "gia-l")
     base = dict(attack_settings(settings, "gia-o"), iterations=settings.dimension_attack_iterations)
     prior = {"G_O": (), "G_O+TV": (("tv", settings.prior_weight),), "G_O+BN": (("bn", settings.prior_weight),)}
-    return dict(base, priors=prior[name])
+    # G_O+BN attacks a protocol at assumption level 4, in which the client shares its BatchNorm statistics
+    return dict(base, priors=prior[name], share_bn_statistics=name == "G_O+BN")
 
 
 def _experiment(settings: Profile, device: str, seed: int, attack: str, dataset: str, **fields) -> GiaExperiment:

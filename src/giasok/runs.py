@@ -231,8 +231,12 @@ class GiaExperiment:
 
     GIA-L (``method="gia-l"``) uses a DCGAN trained on the data set's train split at ``image_size``
     (``giasok.generative.train_dcgan`` with ``generator_options``; cached), ``iterations`` latent steps at
-    ``attack_lr`` and ``generator_iterations`` generator steps at ``generator_lr``. A ``"bn"`` prior makes the
-    client share its BatchNorm statistics (assumption level 4).
+    ``attack_lr`` and ``generator_iterations`` generator steps at ``generator_lr``.
+
+    What the client shares is the protocol's choice, not the attacker's: ``share_bn_statistics=True`` is a
+    protocol in which the client also sends the BatchNorm statistics of its batch (assumption level 4, §2).
+    A ``"bn"`` prior needs them, so an experiment with a ``"bn"`` prior and a client that does not share them
+    is rejected.
     """
 
     dataset: str = "patches"
@@ -259,10 +263,15 @@ class GiaExperiment:
     generator_lr: float = 1e-4
     attack_seed: int | None = None
     bn_mode: str = "train"
+    share_bn_statistics: bool = False
 
     def __post_init__(self):
         if self.labels not in ("given", "inferred"):
             raise ValueError(f"labels must be 'given' or 'inferred', got {self.labels!r}")
+        if any(name == "bn" for name, _ in self.priors) and not self.share_bn_statistics:
+            raise ValueError(f"priors={self.priors!r} include 'bn', which needs the client's BatchNorm statistics, "
+                             "but share_bn_statistics=False: set share_bn_statistics=True (a protocol at "
+                             "assumption level 4) or drop the 'bn' prior")
         if self.batch_size is not None and not 1 <= self.batch_size <= self.num_samples:
             raise ValueError(f"batch_size must be in 1..N={self.num_samples} (or None for full batch), "
                              f"got {self.batch_size}")
@@ -285,7 +294,7 @@ class GiaExperiment:
         model = build_model(self.model, len(data.classes), seed=self.model_seed, **dict(self.model_options))
         update = client_update(model, images, labels, lr=self.client_lr, epochs=self.epochs,
                                batch_size=self.batch_size, seed=self.seed, device=self.device,
-                               share_bn_statistics=any(name == "bn" for name, _ in self.priors),
+                               share_bn_statistics=self.share_bn_statistics,
                                bn_mode=self.bn_mode)
         return images, labels, model, update
 
