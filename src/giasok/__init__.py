@@ -11,6 +11,7 @@ Modules, named after the paper's concepts:
 * ``metrics`` — PSNR, SSIM, LPIPS, Hungarian matching, BRR, WSRR.
 * ``theory`` — §4.1's Lemma 4.1 and Theorem 4.2, executed.
 * ``runs`` / ``profiles`` — cached experiments and the smoke/cpu/paper sizes.
+* ``paths`` — where data, caches and results live (``$GIASOK_DATA``, ``$GIASOK_RESULTS``) and the cache version.
 * ``systematization``, ``training_setup``, ``data_dimension``, ``book`` — the book's sections and plumbing.
 """
 
