@@ -8,7 +8,8 @@ its own DCGAN and caches it:
 * ``train_dcgan(dataset, resolution, …)`` — a DCGAN for ``resolution``² images (a power of two ≥ 16),
   trained with the standard recipe (Adam 2e-4, β₁ = 0.5, non-saturating BCE loss) and stored in
   ``giasok.paths.generators_dir()`` (``data/generators/``) by a hash of its full configuration and of
-  ``giasok.paths.CACHE_VERSION``; a second call with the same configuration loads it instead of retraining. Its output is in [0, 1], like every image in this library.
+  ``giasok.paths.CACHE_VERSION``; a second call with the same configuration loads it instead of retraining.
+  Its output is in [0, 1], like every image in this library.
   ``train_dcgan(..., seed=k)`` (``DCGANConfig.seed``) trains another generator of the same recipe; the seed
   is part of the configuration and so of the cache name.
 * ``load_biggan(...)`` — BigGAN through the optional ``pytorch-pretrained-biggan`` package, which downloads
