@@ -321,6 +321,9 @@ def figure(fig4a: pd.DataFrame, fig4b: pd.DataFrame):
     axes[0].set(xscale="log", title="Fig. 4a: resolution (B = 1)", xlabel="resolution (px)", ylabel="PSNR (dB) ↑")
     sns.lineplot(fig4b, x="batch", y="psnr", hue="attack", marker="o", errorbar="sd", err_style="bars", ax=axes[1])
     axes[1].set(xscale="log", title="Fig. 4b: batch size", xlabel="batch size B", ylabel="PSNR (dB) ↑")
-    for ax in axes:
+    for ax, values in zip(axes, (fig4a.resolution, fig4b.batch)):
         ax.axhline(metrics.TAU_PSNR, color="red", lw=0.8, ls="--")  # τ1: below it a sample does not leak
+        ticks = sorted(values.unique())  # the grid's own values, not powers of ten
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
     return fig
