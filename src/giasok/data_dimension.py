@@ -24,9 +24,8 @@ from torch.func import functional_call, grad, jacrev
 
 from . import metrics
 from .claims import Claim, Evidence, at_least, every, trend
-from .profiles import Profile
+from .profiles import Profile, attack_settings
 from .runs import GiaExperiment, default_workers, run_grid, with_generator_seed
-from .training_setup import attack_settings
 
 __all__ = ["PROFILE_FIELDS", "ATTACKS", "PAPER_TABLE5", "paper_table5", "non_unique_inverse", "resolution_experiments",
            "batch_experiments", "table5_experiments", "resolution_data", "generator_experiments", "generator_claim",
