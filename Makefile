@@ -26,7 +26,9 @@ $(NODE): package.json package-lock.json
 
 install: $(STAMP) $(NODE)
 
+# The import contracts first (pyproject's [tool.importlinter]): seconds, and a broken layer is named at once.
 test: install
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -v --durations=20
 
 bench: $(STAMP)
@@ -42,4 +44,4 @@ run: install
 	$(PY) -m giasok.book run --profile $(PROFILE) --device $(DEVICE) --build $(BUILD) $(NB)
 
 clean:
-	rm -rf $(VENV) node_modules results $(BUILD) .pytest_cache
+	rm -rf $(VENV) node_modules results $(BUILD) .pytest_cache .import_linter_cache

@@ -77,7 +77,7 @@ def test_a_bad_parameter_fails_in_the_first_cell(tmp_path):
         book.execute(ROOT / "notebooks" / "01_training_setup.ipynb", tmp_path / "bad.ipynb", profile="smoke",
                      device="cpu", parameters={"local_updates": [0, 2]}, progress=False)
     with pytest.raises(papermill.PapermillExecutionError, match="stages_models must be a list"):
-        book.execute(ROOT / "notebooks" / "04_igsa_stages.ipynb", tmp_path / "bad.ipynb", profile="smoke",
+        book.execute(ROOT / "notebooks" / "04_training_stage.ipynb", tmp_path / "bad.ipynb", profile="smoke",
                      device="cpu", parameters={"stages_models": ["vgg12"]}, progress=False)
     with pytest.raises(papermill.PapermillExecutionError, match="unknown profile 'huge'"):
         book.execute(ROOT / "notebooks" / "01_training_setup.ipynb", tmp_path / "bad.ipynb", profile="huge",
@@ -184,7 +184,7 @@ def _visible_caption_starting(page, prefix, timeout=15000):
 
 def test_round_slider_and_model_toggle_of_section_5_1(browser_page):
     page, base, outside = browser_page
-    page.goto(base + "notebooks/04_igsa_stages.html")
+    page.goto(base + "notebooks/04_training_stage.html")
     handle = page.locator(".widget-slider .noUi-handle").first
     handle.wait_for(timeout=30000)
     first = _visible_caption_starting(page, "round = 0 · convnet", timeout=30000)

@@ -33,7 +33,8 @@ def test_experiment_grids_cover_every_attack_and_initialisation():
     assert {a for a, _ in grid} == set(ATTACKS) and {e.image_size for _, e in grid} == set(settings.resolutions)
     assert all(e.bn_mode == settings.dimension_bn_mode for _, e in grid)
     bn = [e for a, e in grid if a == "G_O+BN"]
-    assert all(dict(e.priors).keys() == {"bn"} for e in bn)
+    assert all(dict(e.priors).keys() == {"bn"} and e.share_bn_statistics for e in bn)
+    assert not any(e.share_bn_statistics for a, e in grid if a != "G_O+BN")  # only level 4 shares them
     t5 = table5_experiments(settings)
     seeds = {(e.num_samples, e.seed, e.method): set() for _, e in t5}
     for _, e in t5:

@@ -1,3 +1,4 @@
+import inspect
 import math
 import operator
 
@@ -179,6 +180,17 @@ def test_unknown_model_and_option_are_named_with_alternatives():
     with pytest.raises(ValueError, match="too small"):
         build_model("convnet", 10, seed=0, image_size=8)
     assert "cut_skips" in model_options("resnet34")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_builder_declares_its_options_keyword_only_after_num_classes(name):
+    # as torchvision's builders do: no **options, no side table, so the signature is the documentation
+    params = list(inspect.signature(MODELS[name]).parameters.values())
+    assert params[0].name == "num_classes" and params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert params[1:] and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
+    assert all(p.default is not inspect.Parameter.empty for p in params[1:])  # every option has a default
+    assert model_options(name) == [p.name for p in params[1:]]
+    assert model_options("resnet18") == model_options("resnet34") == ["width", "in_channels", "cut_skips"]
 
 
 def _additions(model):

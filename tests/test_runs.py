@@ -56,6 +56,16 @@ def test_impossible_experiment_is_rejected_at_construction():
         GiaExperiment(labels="guess")
 
 
+def test_the_protocol_not_the_prior_decides_whether_the_client_shares_bn_statistics():
+    bn = dict(model="resnet18", model_options=(("width", 0.125),), priors=(("tv", 1e-4), ("bn", 1e-4)))
+    level4 = GiaExperiment(share_bn_statistics=True, **bn)
+    assert level4.victim()[3].bn_statistics  # the level-4 client sends its BatchNorm statistics …
+    plain = GiaExperiment(model="resnet18", model_options=(("width", 0.125),))
+    assert not plain.share_bn_statistics and plain.victim()[3].bn_statistics is None  # … an ordinary one does not
+    with pytest.raises(ValueError, match=r"priors=.*'bn'.*share_bn_statistics=False"):
+        GiaExperiment(**bn)  # the attacker cannot ask for what the client never sent
+
+
 def test_profiles_override_only_what_is_given():
     cpu = get_profile("cpu", local_updates=[1, 2], attack_iterations=None)
     assert cpu.local_updates == (1, 2) and cpu.attack_iterations == PROFILES["cpu"].attack_iterations

@@ -10,8 +10,14 @@ Modules, named after the paper's concepts:
 * ``generative`` — the DCGAN GIA-L searches (trained and cached here).
 * ``metrics`` — PSNR, SSIM, LPIPS, Hungarian matching, BRR, WSRR.
 * ``theory`` — §4.1's Lemma 4.1 and Theorem 4.2, executed.
+* ``igsa`` — input-gradient smoothness (§5.1.1, Eq. 10).
 * ``runs`` / ``profiles`` — cached experiments and the smoke/cpu/paper sizes.
-* ``systematization``, ``training_setup``, ``data_dimension``, ``book`` — the book's sections and plumbing.
+* ``paths`` — where data, caches and results live (``$GIASOK_DATA``, ``$GIASOK_RESULTS``) and the cache version.
+* ``claims`` — the book's one significance rule, claim records and the scorecard.
+
+Sections (one per chapter, each importing only the library): ``systematization`` (§2), ``training_setup``
+(§4.1), ``data_dimension`` (§4.2.1), ``training_stage`` (§5.1). Notebook-only: ``notebook`` (display and
+static widgets) and ``book`` (executing and building the book).
 """
 
 __version__ = "0.1.0"

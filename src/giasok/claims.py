@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from . import paths
 from ._io import atomic_write
 
 __all__ = ["ALPHA", "RESAMPLES", "RULE", "Claim", "Evidence", "trend", "partial_trend", "difference", "at_least", "every",
@@ -223,7 +224,7 @@ def every(evidences: dict) -> Evidence:
 
 def claims_dir() -> Path:
     """Where sections record their claims: ``$GIASOK_RESULTS/claims`` (default ``results/claims``)."""
-    return Path(os.environ.get("GIASOK_RESULTS", "results")) / "claims"
+    return paths.results_dir() / "claims"
 
 
 def record_claims(section: str, profile: str, claims: list[Claim], *, overrides: dict | None = None,

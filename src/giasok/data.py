@@ -1,7 +1,8 @@
 """Client data (paper §4.2 and Appx B).
 
 ``load_dataset(name, split, root, download)`` returns a torch ``Dataset`` of float images in [0, 1]
-(C×H×W) with integer labels and a ``.classes`` list.
+(C×H×W) with integer labels and a ``.classes`` list. ``root`` is the data folder; ``None`` (the default)
+means ``giasok.paths.data_dir()`` (``$GIASOK_DATA``, default ``data``).
 
 Real data sets, for machines with a network or the files already in place:
 
@@ -10,7 +11,8 @@ Real data sets, for machines with a network or the files already in place:
   ``image_size`` (the paper's high-resolution points of Fig. 4a).
 
 Offline built-ins, made deterministically from photographs that ship inside scikit-image and
-scikit-learn and cached under ``root`` (the ``smoke`` and ``cpu`` profiles use these):
+scikit-learn and cached in ``<root>/cache`` (``giasok.paths.cache_dir``; the ``smoke`` and ``cpu`` profiles
+use these):
 
 * ``patches`` — ten classes, one per source photograph, of ``image_size``² colour crops. A photograph's
   left three quarters feed the train split and its right quarter the test split, so no crop (nor any
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from . import paths
 from ._io import atomic_write
 
 __all__ = ["DATASETS", "DatasetUnavailable", "ImageDataset", "load_dataset", "image_size_option", "victim_batch",
@@ -133,7 +136,7 @@ def _patches(root, split, image_size=32, seed=0):
     if image_size < 8:
         raise ValueError(f"patches: image_size must be ≥ 8, got {image_size}")
     per_class = 500 if split == "train" else 100
-    path = Path(root) / "cache" / f"patches-{split}-{image_size}px-{per_class}-seed{seed}.npz"
+    path = paths.cache_dir(root) / f"patches-{split}-{image_size}px-{per_class}-seed{seed}.npz"
     if not path.exists():
         images, labels = _make_patches(split, image_size, per_class, seed)
         _save_npz(path, images=images, labels=labels)
@@ -142,7 +145,7 @@ def _patches(root, split, image_size=32, seed=0):
 
 
 def _canaries(root, split):
-    path = Path(root) / "cache" / "canaries.npz"
+    path = paths.cache_dir(root) / "canaries.npz"
     if not path.exists():
         _save_npz(path, **{name: _rgb(load()) for name, load in CANARY_SOURCES.items()})
     with np.load(path) as cached:
@@ -194,9 +197,10 @@ def _imagenet(root, split, image_size=224):
 DATASETS = ("patches", "canaries", "cifar10", "cifar100", "imagenet")
 
 
-def load_dataset(name: str, split: str = "train", root: str | os.PathLike = "data", download: bool = False,
+def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, download: bool = False,
                  **options) -> Dataset:
-    """Load data set ``name`` (one of ``DATASETS``); ``options``: ``image_size`` for patches and imagenet.
+    """Load data set ``name`` (one of ``DATASETS``) from the data folder ``root`` (default
+    ``giasok.paths.data_dir()``); ``options``: ``image_size`` for patches and imagenet.
 
     >>> ds = load_dataset("patches", "test")
     >>> image, label = ds[0]; image.shape, ds.classes[label]
@@ -209,6 +213,7 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike = "dat
         raise ValueError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")
     if set(options) - allowed:
         raise ValueError(f"{name}: unknown option(s) {sorted(set(options) - allowed)}; available: {sorted(allowed)}")
+    root = paths.data_dir() if root is None else Path(root)
     if name == "patches":
         return _patches(root, split, **options)
     if name == "canaries":

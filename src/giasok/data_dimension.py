@@ -24,9 +24,8 @@ from torch.func import functional_call, grad, jacrev
 
 from . import metrics
 from .claims import Claim, Evidence, at_least, every, trend
-from .profiles import Profile
+from .profiles import Profile, attack_settings
 from .runs import GiaExperiment, default_workers, run_grid, with_generator_seed
-from .training_setup import attack_settings
 
 __all__ = ["PROFILE_FIELDS", "ATTACKS", "PAPER_TABLE5", "paper_table5", "non_unique_inverse", "resolution_experiments",
            "batch_experiments", "table5_experiments", "resolution_data", "generator_experiments", "generator_claim",
@@ -118,7 +117,8 @@ def _attack(settings: Profile, name: str) -> dict:
         return attack_settings(settings, "gia-l")
     base = dict(attack_settings(settings, "gia-o"), iterations=settings.dimension_attack_iterations)
     prior = {"G_O": (), "G_O+TV": (("tv", settings.prior_weight),), "G_O+BN": (("bn", settings.prior_weight),)}
-    return dict(base, priors=prior[name])
+    # G_O+BN attacks a protocol at assumption level 4, in which the client shares its BatchNorm statistics
+    return dict(base, priors=prior[name], share_bn_statistics=name == "G_O+BN")
 
 
 def _experiment(settings: Profile, device: str, seed: int, attack: str, dataset: str, **fields) -> GiaExperiment:

@@ -6,9 +6,10 @@ pixel space (Jeon et al.'s GIAS; Li et al.'s GGL). The paper uses a pre-trained 
 its own DCGAN and caches it:
 
 * ``train_dcgan(dataset, resolution, …)`` — a DCGAN for ``resolution``² images (a power of two ≥ 16),
-  trained with the standard recipe (Adam 2e-4, β₁ = 0.5, non-saturating BCE loss) and stored under
-  ``data/generators/`` by a hash of its full configuration; a second call with the same configuration
-  loads it instead of retraining. Its output is in [0, 1], like every image in this library.
+  trained with the standard recipe (Adam 2e-4, β₁ = 0.5, non-saturating BCE loss) and stored in
+  ``giasok.paths.generators_dir()`` (``data/generators/``) by a hash of its full configuration and of
+  ``giasok.paths.CACHE_VERSION``; a second call with the same configuration loads it instead of retraining.
+  Its output is in [0, 1], like every image in this library.
   ``train_dcgan(..., seed=k)`` (``DCGANConfig.seed``) trains another generator of the same recipe; the seed
   is part of the configuration and so of the cache name.
 * ``load_biggan(...)`` — BigGAN through the optional ``pytorch-pretrained-biggan`` package, which downloads
@@ -47,6 +48,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from . import paths
 from ._io import atomic_write
 
 __all__ = ["DCGANConfig", "DCGANGenerator", "train_dcgan", "sample_figure", "load_biggan", "biggan_prior", "BigGANPrior",
@@ -105,20 +107,24 @@ def _discriminator(resolution: int, width: int, channels: int = 3) -> nn.Module:
 
 # Bumped whenever ``_fit`` would train different weights from the same configuration, so that a cached
 # generator of an older recipe is not loaded as if it were this one's. 2: all draws from one seeded
-# torch.Generator (1 drew the initial weights and the latents from the global RNG).
+# torch.Generator (1 drew the initial weights and the latents from the global RNG). The hash also covers
+# giasok.paths.CACHE_VERSION, so that bumping the library's cache version retrains the generators too.
 _RECIPE = 2
 
 
 def _config_hash(config: DCGANConfig) -> str:
-    payload = json.dumps(dict(dataclasses.asdict(config), recipe=_RECIPE), sort_keys=True)
+    payload = json.dumps(dict(dataclasses.asdict(config), recipe=_RECIPE, cache_version=paths.CACHE_VERSION),
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def generator_path(config: DCGANConfig, root: str | os.PathLike = "data") -> Path:
-    return Path(root) / "generators" / f"dcgan-{config.dataset}-{config.resolution}px-{_config_hash(config)}.pt"
+def generator_path(config: DCGANConfig, root: str | os.PathLike | None = None) -> Path:
+    """Where the generator of ``config`` is cached, in the data folder ``root`` (default
+    ``giasok.paths.data_dir()``)."""
+    return paths.generators_dir(root) / f"dcgan-{config.dataset}-{config.resolution}px-{_config_hash(config)}.pt"
 
 
-def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | os.PathLike = "data",
+def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | os.PathLike | None = None,
                 device: str = "cpu", progress: bool = True, **options) -> DCGANGenerator:
     """A DCGAN generator for ``dataset`` at ``resolution``², trained once and then loaded from the cache.
 
@@ -126,7 +132,9 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
     ``seed=k`` trains the k-th generator of the same recipe (all its random draws come from it), e.g. to
     see how much a GIA-L result depends on the particular generator. Training is bit-reproducible on one
     machine and device but not across CPUs (module docstring), and leaves the caller's global RNG as it was.
-    Returns the generator in eval mode on ``device``; ``generator.config`` is its configuration.
+    ``root`` is the data folder holding both the training data and ``generators/`` (default
+    ``giasok.paths.data_dir()``). Returns the generator in eval mode on ``device``; ``generator.config`` is
+    its configuration.
     """
     from .data import image_size_option, load_dataset
 

@@ -216,12 +216,12 @@ class CifarResNet(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
 
 
-def _resnet18(num_classes, **options):
-    return CifarResNet((2, 2, 2, 2), num_classes, **options)
+def _resnet18(num_classes: int, *, width: float = 1.0, in_channels: int = 3, cut_skips=()):
+    return CifarResNet((2, 2, 2, 2), num_classes, width=width, in_channels=in_channels, cut_skips=cut_skips)
 
 
-def _resnet34(num_classes, **options):
-    return CifarResNet((3, 4, 6, 3), num_classes, **options)
+def _resnet34(num_classes: int, *, width: float = 1.0, in_channels: int = 3, cut_skips=()):
+    return CifarResNet((3, 4, 6, 3), num_classes, width=width, in_channels=in_channels, cut_skips=cut_skips)
 
 
 # every channel count of the architecture is a multiple of this (see _check_width)
@@ -427,7 +427,8 @@ def _inception_v3(num_classes: int, *, width: float = 1.0, init: str = "torchvis
     return _zoo_model(net, "inception_v3", init)
 
 
-# name -> constructor(num_classes, **options). Issue-by-issue the zoo grows here.
+# name -> builder(num_classes, *, option=default, …): every option is keyword-only and declared in the builder's
+# own signature (as torchvision's builders do), which is where ``model_options`` reads it. The zoo grows here.
 MODELS = {
     "convnet": ConvNet,
     "lenet": LeNet,
@@ -442,17 +443,12 @@ MODELS = {
     "googlenet": _googlenet,
     "inception_v3": _inception_v3,
 }
-# constructors that take their options as **options: where their keyword-only options are declared
-_OPTIONS = {
-    "resnet18": CifarResNet,
-    "resnet34": CifarResNet,
-}
 
 
 def model_options(name: str) -> list[str]:
-    """The keyword options ``build_model(name, …)`` accepts."""
+    """The keyword options ``build_model(name, …)`` accepts: the keyword-only parameters of its builder."""
     _check_name(name)
-    params = inspect.signature(_OPTIONS.get(name, MODELS[name])).parameters  # a class's shows its __init__
+    params = inspect.signature(MODELS[name]).parameters  # a class's signature is its __init__'s, less self
     return [p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
@@ -462,7 +458,13 @@ def _check_name(name: str):
 
 
 def build_model(name: str, num_classes: int, *, seed: int, **options) -> nn.Module:
-    """Build model ``name`` with PyTorch's default initialisation drawn from ``seed``.
+    """Build model ``name`` for ``num_classes`` classes, its initial weights drawn from ``seed``.
+
+    ``options`` are the builder's keyword-only options (``model_options(name)``). The initialisation depends on
+    the family (module docstring): ``convnet``, ``lenet``, ``resnet18`` and ``resnet34`` get what their
+    constructors draw, PyTorch's default module initialisation; the other zoo models default to
+    ``init="torchvision"``, the rule of ``torchvision.models.<name>()``, and take ``init="pytorch"`` for PyTorch's
+    defaults alone. The global RNG is left as it was.
 
     >>> model = build_model("convnet", 10, seed=0, width=16)
     >>> model(torch.rand(2, 3, 32, 32)).shape

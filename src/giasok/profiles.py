@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["Profile", "PROFILES", "get_profile", "check_device"]
+__all__ = ["Profile", "PROFILES", "get_profile", "check_device", "attack_settings"]
 
 
 @dataclass(frozen=True)
@@ -297,6 +297,18 @@ def get_profile(name: str, **overrides) -> Profile:
         raise ValueError(f"unknown profile field(s) {sorted(unknown)}; available: {sorted(_CHECKS)}")
     checked = {k: _CHECKS[k](k, v) for k, v in overrides.items() if v is not None}
     return dataclasses.replace(PROFILES[name], **checked)
+
+
+def attack_settings(settings: Profile, method: str) -> dict:
+    """The ``GiaExperiment`` fields of one attack at this profile: GIA-O with TV, or GIA-L (GIAS) with the
+    profile's DCGAN, whose generator is its prior. Every section's attacks start from these, so an attack
+    is configured once, here."""
+    if method == "gia-o":
+        return dict(method="gia-o", iterations=settings.attack_iterations, priors=(("tv", settings.tv_weight),),
+                    restarts=settings.attack_restarts)
+    return dict(method="gia-l", iterations=settings.latent_iterations, attack_lr=settings.latent_lr,
+                generator_iterations=settings.generator_iterations, generator_lr=settings.generator_lr,
+                generator_options=settings.dcgan, priors=(), restarts=settings.attack_restarts)
 
 
 def check_device(device: str) -> str:

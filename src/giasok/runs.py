@@ -2,7 +2,8 @@
 
 An experiment is a frozen dataclass whose fields are its whole configuration and whose ``compute()``
 returns ``(metrics, arrays)``: a JSON-able dict and a dict of numpy arrays. ``run(config)`` names the
-result by a hash of the configuration (and of ``CACHE_VERSION``), stores it under ``results/<Kind>/`` as
+result by a hash of the configuration (and of ``CACHE_VERSION``), stores it under ``results/<Kind>/`` (the
+folder is ``giasok.paths.results_dir()``: ``$GIASOK_RESULTS``, default ``results``) as
 ``<hash>.json`` (metrics and configuration), ``<hash>.npz`` (arrays) and, for attacks, ``<hash>.png`` (ground
 truth over reconstruction), each written atomically, and on a later call loads it instead of recomputing.
 ``run_grid(configs)`` runs many with a progress bar; interrupting it loses only the run in progress.
@@ -31,35 +32,28 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import metrics
+from . import metrics, paths
 from ._io import atomic_write
 from .attacks import invert
 from .data import image_size_option, load_dataset, victim_batch
 from .fl import client_update, fedavg_rounds
 from .models import build_model
+from .paths import CACHE_VERSION  # re-exported: defined in giasok.paths, which giasok.generative imports too
 
 __all__ = ["CACHE_VERSION", "GiaExperiment", "FedAvgTraining", "run", "run_grid", "config_hash", "result_paths",
            "parallel_map", "cpu_threads", "reconstruction_scores", "with_generator_seed",
            "default_workers"]
 
-# Bump when a change to the code changes what a cached configuration would compute.
-CACHE_VERSION = 2  # 2: GIA-L with one generator copy per image (GIAS), IGSA as the paper writes it
-
-
-def results_dir() -> Path:
-    """The result cache: ``$GIASOK_RESULTS`` if set, else ``results/`` in the working directory."""
-    return Path(os.environ.get("GIASOK_RESULTS", "results"))
-
 
 def config_hash(config) -> str:
     """A short stable hash of a frozen-dataclass configuration and its kind."""
-    payload = json.dumps({"kind": type(config).__name__, "version": CACHE_VERSION,
+    payload = json.dumps({"kind": type(config).__name__, "version": paths.CACHE_VERSION,
                           "config": dataclasses.asdict(config)}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def result_paths(config, root: str | os.PathLike | None = None) -> dict:
-    base = Path(root or results_dir()) / type(config).__name__ / config_hash(config)
+    base = Path(root or paths.results_dir()) / type(config).__name__ / config_hash(config)
     return {"json": base.with_suffix(".json"), "npz": base.with_suffix(".npz"), "png": base.with_suffix(".png")}
 
 
@@ -69,29 +63,29 @@ def run(config, *, root: str | os.PathLike | None = None) -> dict:
     Returns the metrics dict with ``"config"``, ``"hash"``, ``"arrays"`` (the npz contents) and ``"cached"``
     (whether it came from disk).
     """
-    paths = result_paths(config, root)
-    cached = paths["json"].exists() and paths["npz"].exists()
+    files = result_paths(config, root)
+    cached = files["json"].exists() and files["npz"].exists()
     if cached:
-        result = json.loads(paths["json"].read_text())
-        with np.load(paths["npz"]) as stored:
+        result = json.loads(files["json"].read_text())
+        with np.load(files["npz"]) as stored:
             arrays = dict(stored)
-        result = _refresh(result, arrays, paths)
+        result = _refresh(result, arrays, files)
     else:
         result, arrays = config.compute()
         result = dict(result, config=dataclasses.asdict(config), hash=config_hash(config))
-        atomic_write(paths["npz"], lambda f: np.savez_compressed(f, **arrays))
+        atomic_write(files["npz"], lambda f: np.savez_compressed(f, **arrays))
         if "reconstruction" in arrays:
-            atomic_write(paths["png"], lambda f: _save_grid(f, arrays["truth"], arrays["reconstruction"]))
+            atomic_write(files["png"], lambda f: _save_grid(f, arrays["truth"], arrays["reconstruction"]))
         # the JSON goes last: its presence marks a complete result
-        atomic_write(paths["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
+        atomic_write(files["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
     return dict(result, arrays=arrays, cached=cached)
 
 
-def _refresh(result, arrays, paths):
+def _refresh(result, arrays, files):
     """Fill in LPIPS on a cached attack result once the AlexNet weights are installed (no new attack)."""
     if result.get("lpips") is None and "reconstruction" in arrays and metrics.lpips_available():
         result = dict(result, **reconstruction_scores(arrays["reconstruction"], arrays["truth"]))
-        atomic_write(paths["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
+        atomic_write(files["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
     return result
 
 
@@ -128,8 +122,8 @@ def run_grid(configs, *, progress: bool = True, root: str | os.PathLike | None =
 
 
 def _is_cached(config, root) -> bool:
-    paths = result_paths(config, root)
-    return paths["json"].exists() and paths["npz"].exists()
+    files = result_paths(config, root)
+    return files["json"].exists() and files["npz"].exists()
 
 
 def _compute(config, root=None) -> str:
@@ -231,8 +225,12 @@ class GiaExperiment:
 
     GIA-L (``method="gia-l"``) uses a DCGAN trained on the data set's train split at ``image_size``
     (``giasok.generative.train_dcgan`` with ``generator_options``; cached), ``iterations`` latent steps at
-    ``attack_lr`` and ``generator_iterations`` generator steps at ``generator_lr``. A ``"bn"`` prior makes the
-    client share its BatchNorm statistics (assumption level 4).
+    ``attack_lr`` and ``generator_iterations`` generator steps at ``generator_lr``.
+
+    What the client shares is the protocol's choice, not the attacker's: ``share_bn_statistics=True`` is a
+    protocol in which the client also sends the BatchNorm statistics of its batch (assumption level 4, §2).
+    A ``"bn"`` prior needs them, so an experiment with a ``"bn"`` prior and a client that does not share them
+    is rejected.
     """
 
     dataset: str = "patches"
@@ -259,10 +257,15 @@ class GiaExperiment:
     generator_lr: float = 1e-4
     attack_seed: int | None = None
     bn_mode: str = "train"
+    share_bn_statistics: bool = False
 
     def __post_init__(self):
         if self.labels not in ("given", "inferred"):
             raise ValueError(f"labels must be 'given' or 'inferred', got {self.labels!r}")
+        if any(name == "bn" for name, _ in self.priors) and not self.share_bn_statistics:
+            raise ValueError(f"priors={self.priors!r} include 'bn', which needs the client's BatchNorm statistics, "
+                             "but share_bn_statistics=False: set share_bn_statistics=True (a protocol at "
+                             "assumption level 4) or drop the 'bn' prior")
         if self.batch_size is not None and not 1 <= self.batch_size <= self.num_samples:
             raise ValueError(f"batch_size must be in 1..N={self.num_samples} (or None for full batch), "
                              f"got {self.batch_size}")
@@ -285,13 +288,14 @@ class GiaExperiment:
         model = build_model(self.model, len(data.classes), seed=self.model_seed, **dict(self.model_options))
         update = client_update(model, images, labels, lr=self.client_lr, epochs=self.epochs,
                                batch_size=self.batch_size, seed=self.seed, device=self.device,
-                               share_bn_statistics=any(name == "bn" for name, _ in self.priors),
+                               share_bn_statistics=self.share_bn_statistics,
                                bn_mode=self.bn_mode)
         return images, labels, model, update
 
     def generator(self):
-        """The GIA-L generator: a DCGAN trained once per configuration (then loaded from data/generators/),
-        or, when ``generator_options`` name ``("biggan", <model name>)``, a pre-trained BigGAN (ImageNet)."""
+        """The GIA-L generator: a DCGAN trained once per configuration (then loaded from
+        ``giasok.paths.generators_dir()``), or, when ``generator_options`` name ``("biggan", <model name>)``, a
+        pre-trained BigGAN (ImageNet)."""
         from .generative import biggan_prior, train_dcgan
 
         options = dict(self.generator_options)
@@ -393,7 +397,7 @@ class FedAvgTraining:
                            **dict(self.model_options))
 
     def checkpoint_path(self, round_: int, root: str | os.PathLike | None = None) -> Path:
-        return Path(root or results_dir()) / type(self).__name__ / config_hash(self) / f"round-{round_:04d}.pt"
+        return Path(root or paths.results_dir()) / type(self).__name__ / config_hash(self) / f"round-{round_:04d}.pt"
 
     def last_checkpoint(self, up_to: int, root: str | os.PathLike | None = None) -> int:
         """The latest round ≤ ``up_to`` whose global model is on disk (0, the initial model, needs none)."""

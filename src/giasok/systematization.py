@@ -12,8 +12,10 @@ along three axes:
   S sparsification, C clipping, P perturbation).
 
 Appendix C, Table 7 lists 38 publications along these axes.  The table ships
-as tidy data in ``data/systematization.csv``; this module loads it and turns it
-into a filterable HTML table, a Fig. 1-style timeline and assumption counts.
+as tidy data inside the package, ``giasok/resources/systematization.csv``
+(package data, read with ``importlib.resources``, so an installed giasok finds
+it from any directory); this module loads it and turns it into a filterable
+HTML table, a Fig. 1-style timeline and assumption counts.
 
 Within a multi-valued cell, entries are stored in a fixed canonical order
 (e.g. "label, data", "S, C, P"), so that equal sets compare equal as text.
@@ -21,13 +23,15 @@ Within a multi-valued cell, entries are stored in a fixed canonical order
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "systematization.csv"
+#: Table 7 inside the package (``resources/`` has no ``__init__.py``: it is data, listed as package data).
+TABLE = resources.files("giasok") / "resources" / "systematization.csv"
 
 #: Adversary knowledge, ranked from freely available (0) to over-assumed (5).
 ASSUMPTION_LEVELS: dict[int, str] = {
@@ -80,8 +84,10 @@ def load_systematization(path: str | Path | None = None) -> pd.DataFrame:
     ``publication`` is a string, ``year`` and ``ref`` are ints, ``assumptions``
     is a tuple of ints and the other columns are tuples of strings, e.g.
     ``goal == ("label", "data")``; ``defences == ()`` when none was evaluated.
+    ``path`` reads another copy of the table; by default the one shipped in the package (``TABLE``).
     """
-    df = pd.read_csv(path or DEFAULT_PATH, dtype=str, keep_default_na=False)
+    with (TABLE.open("rb") if path is None else open(path, "rb")) as f:
+        df = pd.read_csv(f, dtype=str, keep_default_na=False)
     df["year"] = df["year"].astype(int)
     df["ref"] = df["ref"].astype(int)
     df["assumptions"] = [tuple(int(a) for a in _split(c)) for c in df["assumptions"]]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .claims import Claim, at_least, difference, every, trend
 from .metrics import TAU_PSNR
-from .profiles import Profile
+from .profiles import Profile, attack_settings
 from .runs import GiaExperiment, default_workers, run_grid, with_generator_seed
 
 __all__ = ["PROFILE_FIELDS", "PAPER_TABLE1", "PAPER_TABLE1_EXTENDED", "PAPER_TABLE2", "table1_experiments",
@@ -52,17 +52,6 @@ PAPER_TABLE2 = {
     ("CIFAR100 B=8", "GIA-L", "WST"): {2: 0.0725, 3: 0.0788, 4: 0.0931, 6: 0.1017, 8: 0.1100, 10: 0.1174},
     ("CIFAR100 B=8", "GIA-L", "BST"): {1: 0.0436, 2: 0.0776, 3: 0.0817, 4: 0.093, 6: 0.1016, 8: 0.1076, 10: 0.1178},
 }
-
-
-def attack_settings(settings: Profile, method: str) -> dict:
-    """The ``GiaExperiment`` fields of one attack at this profile: GIA-O with TV, or GIA-L (GIAS) with the
-    profile's DCGAN, whose generator is its prior."""
-    if method == "gia-o":
-        return dict(method="gia-o", iterations=settings.attack_iterations, priors=(("tv", settings.tv_weight),),
-                    restarts=settings.attack_restarts)
-    return dict(method="gia-l", iterations=settings.latent_iterations, attack_lr=settings.latent_lr,
-                generator_iterations=settings.generator_iterations, generator_lr=settings.generator_lr,
-                generator_options=settings.dcgan, priors=(), restarts=settings.attack_restarts)
 
 
 def _experiment(settings: Profile, device: str, seed: int, method: str, **fields) -> GiaExperiment:

@@ -58,7 +58,7 @@ PAPER_FINDINGS = {
     "IGSA": "reconstruction succeeds while IGSA is high, fails once it drops and fluctuates low",
     "accuracy": "high-risk rounds are the under-fitting ones; resistance grows once accuracy stabilises",
 }
-# the round's metrics shown beside its reconstructions (book.explorer_panels' ``extra``), with PSNR
+# the round's metrics shown beside its reconstructions (notebook.explorer_panels' ``extra``), with PSNR
 EXPLORER_METRICS = {"accuracy": "test accuracy {:.2f}", "igsa": "IGSA {:.3g}",
                     "igsa_normalised": "log-IGSA normalised {:.2f}"}
 # §5.1.2 reads PSNR below 10 dB as "no privacy leakage"; Fig. 7 shades the rounds above it
