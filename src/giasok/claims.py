@@ -38,8 +38,10 @@ from scipy import stats
 
 from . import paths
 from ._io import atomic_write
+from .metrics import TAU_PSNR
 
 __all__ = ["ALPHA", "RESAMPLES", "RULE", "Claim", "Evidence", "trend", "partial_trend", "difference", "at_least", "every",
+           "generator_gate",
            "record_claims", "load_claims", "scorecard_markdown", "reading", "claims_dir"]
 
 ALPHA = 0.05
@@ -50,7 +52,7 @@ RULE = (f"A trend holds when Spearman's ρ over all victims × grid points has t
         f"permutation test rejects \"no trend\" at α = {ALPHA} (exact up to 7 points, else {RESAMPLES} seeded "
         "permutations); a comparison holds when the one-sided permutation test of the difference of means "
         f"rejects \"no difference\" at α = {ALPHA}; a leak means a mean PSNR over the victims of at least "
-        "τ1 = 18 dB.")
+        f"τ1 = {TAU_PSNR:g} dB.")
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,18 @@ def every(evidences: dict) -> Evidence:
     return Evidence(all(e.holds for e in evidences.values()), min(values) if values else float("nan"), None,
                     sum(e.n for e in evidences.values()),
                     "; ".join(f"{label}: {e.text}" for label, e in evidences.items()))
+
+
+def generator_gate(frame, section: str, attack: str, point: str, *, threshold: float = TAU_PSNR) -> Claim:
+    """GIA-L's prior is one training run of a GAN, so its rows mean something only if the attack leaks at the
+    easiest ``point`` with each of several independently trained generators: ``frame`` holds one row per
+    victim with ``generator_seed`` and ``psnr``. The claim reports the spread of the generators' means."""
+    evidence = every({f"seed {g}": at_least(rows.psnr, threshold) for g, rows in frame.groupby("generator_seed")})
+    means = frame.groupby("generator_seed").psnr.mean()
+    return Claim.of(section, f"{attack} leaks at {point} with each of {len(means)} independently trained generators "
+                             "(the gate before its rows are read)", evidence,
+                    "the paper uses one pre-trained DCGAN and does not report its variability",
+                    ours=f"spread of the generators' means {means.max() - means.min():.1f} dB; {evidence.text}")
 
 
 # -- recording and the scorecard ---------------------------------------------------------------------------
