@@ -35,3 +35,18 @@ def test_every_field_can_be_overridden_and_is_checked():
         get_profile("cpu", generator_seeds=[-1])
     with pytest.raises(ValueError, match="bn_mode"):
         get_profile("cpu", bn_mode="frozen")
+
+
+def test_every_paper_grid_can_be_built():
+    # nothing at `paper` runs here (no GPU, no CIFAR), but its configurations must at least be valid
+    from giasok import data_dimension as dd, training_setup as ts, training_stage as st
+
+    paper = PROFILES["paper"]
+    sizes = {name: len(grid(paper, "cuda")) for name, grid in [
+        ("Table 1", ts.table1_experiments), ("Table 2", ts.table2_experiments), ("Fig. 4a", dd.resolution_experiments),
+        ("Fig. 4b", dd.batch_experiments), ("Table 5", dd.table5_experiments), ("Fig. 7", st.stage_experiments)]}
+    assert sizes["Table 1"] == 2 * 2 * 5 * paper.seeds                     # data sets × attacks × U × victims
+    assert sizes["Table 5"] == 7 * 2 * 10 * 10                             # B × attacks × seeds × initialisations
+    biggan = [e for a, e in dd.resolution_experiments(paper, "cuda") if a == "G_L" and e.image_size >= 128]
+    assert biggan and all(dict(e.generator_options) == {"biggan": "biggan-deep-256"} and e.dataset == "imagenet"
+                          for e in biggan)

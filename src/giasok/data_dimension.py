@@ -122,10 +122,11 @@ def _attack(settings: Profile, name: str) -> dict:
 
 
 def _experiment(settings: Profile, device: str, seed: int, attack: str, dataset: str, **fields) -> GiaExperiment:
+    # ``fields`` override the profile's attack (e.g. BigGAN instead of the DCGAN on Fig. 4a's ImageNet rungs)
     return GiaExperiment(dataset=dataset, model=settings.dimension_model,
                          model_options=settings.dimension_model_options, bn_mode=settings.dimension_bn_mode,
-                         client_lr=settings.client_lr, device=device, seed=seed, **_attack(settings, attack),
-                         **fields)
+                         client_lr=settings.client_lr, device=device, seed=seed,
+                         **dict(_attack(settings, attack), **fields))
 
 
 def resolution_data(settings: Profile, resolution: int) -> tuple[str, dict]:
