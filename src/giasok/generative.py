@@ -151,7 +151,8 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
         if path.exists():
             generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         else:
-            data = load_dataset(dataset, "train", root=root, **image_size_option(dataset, resolution))
+            data = load_dataset(dataset, "train", root=root, download=True,  # CIFAR where a network exists
+                                **image_size_option(dataset, resolution))
             images = _resized_stack(data, resolution)
             with _one_cpu_thread(device):
                 _fit(generator, images, config, device, progress)
