@@ -26,9 +26,10 @@ caller's global RNG state is the same afterwards. What that buys, precisely:
   and a generator trained in a 2-thread notebook differed (by 7e-9 after 20 iterations) from one trained in
   a 1-thread worker, which is enough to move a GIA-L PSNR in its 7th digit;
 * another CPU: it may differ. torch/oneDNN choose vectorised kernels by what the CPU supports (AVX2 vs
-  AVX-512), and floating-point sums in another order round differently; GAN training amplifies those last-bit differences over its iterations. The trained
-  generator is therefore part of an experiment's result, not a deterministic function of its configuration
-  across machines (which is why it is cached and can be copied along with the results);
+  AVX-512), and floating-point sums in another order round differently; GAN training amplifies those
+  last-bit differences over its iterations. The trained generator is therefore part of an experiment's
+  result, not a deterministic function of its configuration across machines (which is why it is cached,
+  can be copied along with the results, and why the chapters gate GIA-L on several generator seeds);
 * CUDA: training sets cuDNN to its deterministic, non-benchmarking mode for its duration, but some CUDA
   kernels are non-deterministic still (atomic adds); for bit-identical GPU runs call
   ``torch.use_deterministic_algorithms(True)`` (with ``CUBLAS_WORKSPACE_CONFIG=:4096:8``) before training.

@@ -106,7 +106,8 @@ def run_table(experiments, *, progress: bool = True, desc: str = "runs", workers
     for e, r in zip(experiments, results):
         b = e.batch_size or e.num_samples
         rows.append(dict(dataset=f"{e.dataset} N={e.num_samples}" if e.batch_size is None else f"{e.dataset} B={b}",
-                         attack=e.method.upper(), N=e.num_samples, B=b, U=r["local_updates"], minibatches=e.num_samples // b,
+                         attack=e.method.upper(), N=e.num_samples, B=b, U=r["local_updates"],
+                         minibatches=e.num_samples // b,
                          case="WST" if e.known_training_config else "BST", seed=e.seed,
                          generator_seed=dict(e.generator_options).get("seed", 0) if e.method == "gia-l" else None,
                          psnr=r["psnr"], ssim=r["ssim"], lpips=r["lpips"], seconds=r["seconds"], hash=r["hash"]))
@@ -203,7 +204,8 @@ def figure(table1: pd.DataFrame, table2: pd.DataFrame):
     import seaborn as sns
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    sns.lineplot(table1, x="U", y="psnr", hue="dataset", style="attack", marker="o", errorbar="sd", err_style="bars", ax=axes[0])
+    sns.lineplot(table1, x="U", y="psnr", hue="dataset", style="attack", marker="o", errorbar="sd", err_style="bars",
+                 ax=axes[0])
     axes[0].set(title="Table 1: full batch, U local updates", xlabel="local updates U", ylabel="PSNR (dB) ↑")
     sns.lineplot(table2.assign(run=table2.attack + " " + table2.case), x="minibatches", y="psnr", hue="run",
                  style="dataset", marker="o", errorbar="sd", err_style="bars", ax=axes[1])

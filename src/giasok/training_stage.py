@@ -37,7 +37,8 @@ from .profiles import Profile
 from .runs import FedAvgTraining, cpu_threads, default_workers, parallel_map, reconstruction_scores, run_grid
 
 __all__ = ["PROFILE_FIELDS", "PAPER_SETUP", "PAPER_FINDINGS", "HIGH_RISK_PSNR", "RoundEvaluation",
-           "stage_experiments", "run_stages", "per_victim", "windowed", "peak_rounds", "insight_claims", "figure", "EXPLORER_METRICS",
+           "stage_experiments", "run_stages", "per_victim", "windowed", "peak_rounds", "insight_claims", "figure",
+           "EXPLORER_METRICS",
            "paper_setup_table"]
 
 PROFILE_FIELDS = ("stages_models", "stages_data", "stages_image_size", "stages_clients", "stages_samples_per_client",
@@ -244,8 +245,9 @@ def insight_claims(victims: pd.DataFrame, window: int) -> list[Claim]:
         late = runs[runs["round"].isin(sorted(runs["round"].unique())[-window:])]
         claims.append(Claim.of("5.1", f"{model}: reconstruction quality falls over the rounds", evidence,
                                PAPER_FINDINGS["early vs late"],
-                               ours=f"{evidence.text}; mean PSNR {early.psnr.mean():.1f} dB in rounds {first[0]}–{first[-1]}"
-                                    f" → {late.psnr.mean():.1f} dB in rounds {late['round'].min()}–{late['round'].max()}"))
+                               ours=f"{evidence.text}; mean PSNR {early.psnr.mean():.1f} dB in rounds "
+                                    f"{first[0]}–{first[-1]} → {late.psnr.mean():.1f} dB in rounds "
+                                    f"{late['round'].min()}–{late['round'].max()}"))
         evidence = partial_trend(runs.igsa, runs.psnr, runs["round"], "increasing", label="partial ρ(IGSA, PSNR | round)")
         exact = partial_trend(runs.igsa_exact, runs.psnr, runs["round"], "increasing", label="exact JVP IGSA")
         claims.append(Claim.of("5.1", f"{model}: IGSA and PSNR move together beyond their common drift over the rounds",
@@ -301,7 +303,8 @@ def paper_setup_table(settings: Profile) -> pd.DataFrame:
     """The paper's setup (Appx B.II) beside this profile's."""
     ours = {
         "models": ", ".join(f"{m} ({', '.join(f'{k}={v}' for k, v in o) or 'full'})" for m, o in settings.stages_models),
-        "data": f"{settings.stages_data} at {settings.stages_image_size}²", "clients": settings.stages_clients, "rounds": settings.stages_rounds,
+        "data": f"{settings.stages_data} at {settings.stages_image_size}²", "clients": settings.stages_clients,
+        "rounds": settings.stages_rounds,
         "batch size": settings.stages_batch_size, "learning rate": settings.stages_lr,
         "local epochs": settings.stages_epochs, "victim samples per round": settings.stages_victims,
         "IGSA K": settings.stages_igsa_samples, "IGSA r": settings.stages_igsa_radius,
