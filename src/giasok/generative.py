@@ -155,7 +155,9 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
             data = load_dataset(dataset, "train", root=root, download=True,  # CIFAR where a network exists
                                 **image_size_option(dataset, resolution))
             images = _resized_stack(data, resolution)
-            with _one_cpu_thread(device):
+            from .runs import cpu_threads  # here, not at the top: runs imports this module lazily too
+
+            with cpu_threads(1, device):  # see the module docstring: the thread count changes the weights
                 _fit(generator, images, config, device, progress)
             atomic_write(path, lambda f: torch.save(generator.state_dict(), f))
     generator.config = config
@@ -168,21 +170,6 @@ def _resized_stack(data, resolution):
         images = nn.functional.interpolate(images, size=(resolution, resolution), mode="bilinear",
                                            antialias=True, align_corners=False)
     return images
-
-
-@contextlib.contextmanager
-def _one_cpu_thread(device):
-    """One torch thread while training on the CPU (see the module docstring: the thread count changes the
-    summation order and so the weights)."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _fit(generator, images, config: DCGANConfig, device, progress):
