@@ -66,9 +66,6 @@ class Evidence:
     n: int
     text: str
 
-    def __bool__(self):
-        return self.holds
-
 
 @dataclass(frozen=True)
 class Claim:
