@@ -16,34 +16,42 @@ import time
 
 import numpy as np
 
+from giasok.attacks import AttackConfig
 from giasok.runs import FedAvgTraining, GiaExperiment, run_grid
 from giasok.training_stage import RoundEvaluation
 
 VICTIMS = 3
 
 
-def _gia(name, **fields):
-    return [(name, GiaExperiment(seed=s, **fields)) for s in range(VICTIMS)]
+def _gia(name, attack: AttackConfig, **fields):
+    return [(name, GiaExperiment(seed=s, attack=attack, **fields)) for s in range(VICTIMS)]
 
 
 def candidates(section: str) -> list:
+    gia_o = AttackConfig(priors=(("tv", 1e-4),))  # Geiping et al.: cosine + TV
     if section == "4.1":  # U = 1, N = B = 1, the ConvNet of Geiping et al.; GIA-L with the cpu DCGAN
-        dcgan = (("iterations", 2000), ("width", 32))
-        gia_l = dict(method="gia-l", priors=(), generator_options=dcgan, attack_lr=0.05)
-        return (_gia("convnet w32, GIA-O 300 it", model="convnet", model_options=(("width", 32),), iterations=300)
-                + _gia("convnet w16, GIA-O 600 it", model="convnet", model_options=(("width", 16),), iterations=600)
-                + _gia("convnet w16, GIA-L 150+150 it, 1e-4", model="convnet", model_options=(("width", 16),),
-                       iterations=150, generator_iterations=150, generator_lr=1e-4, **gia_l)
-                + _gia("convnet w16, GIA-L 150+300 it, 1e-3", model="convnet", model_options=(("width", 16),),
-                       iterations=150, generator_iterations=300, generator_lr=1e-3, **gia_l))
+        gia_l = AttackConfig(method="gia-l", generator_options=(("iterations", 2000), ("width", 32)), lr=0.05,
+                             iterations=150)
+        w16 = dict(model="convnet", model_options=(("width", 16),))
+        return (_gia("convnet w32, GIA-O 300 it", gia_o.with_(iterations=300), model="convnet",
+                     model_options=(("width", 32),))
+                + _gia("convnet w16, GIA-O 600 it", gia_o.with_(iterations=600), **w16)
+                + _gia("convnet w16, GIA-L 150+150 it, 1e-4",
+                       gia_l.with_(generator_iterations=150, generator_lr=1e-4), **w16)
+                + _gia("convnet w16, GIA-L 150+300 it, 1e-3",
+                       gia_l.with_(generator_iterations=300, generator_lr=1e-3), **w16))
     if section == "4.2.1":  # G_O+TV at B = 1, eval-mode BatchNorm ResNet-18 (PyTorch default init)
         common = dict(model="resnet18", bn_mode="eval")
-        return (_gia("resnet18 w1/8, 32², 1500 it", model_options=(("width", 0.125),), iterations=1500, **common)
-                + _gia("resnet18 w1/4, 16², 500 it", model_options=(("width", 0.25),), image_size=16,
-                       iterations=500, **common)
-                + _gia("resnet18 w1/4, 32², 500 it", model_options=(("width", 0.25),), iterations=500, **common)
-                + _gia("resnet18 w1/4, 32², 1500 it", model_options=(("width", 0.25),), iterations=1500, **common)
-                + _gia("resnet18 w1/2, 32², 1000 it", model_options=(("width", 0.5),), iterations=1000, **common))
+        return (_gia("resnet18 w1/8, 32², 1500 it", gia_o.with_(iterations=1500), model_options=(("width", 0.125),),
+                     **common)
+                + _gia("resnet18 w1/4, 16², 500 it", gia_o.with_(iterations=500), model_options=(("width", 0.25),),
+                       image_size=16, **common)
+                + _gia("resnet18 w1/4, 32², 500 it", gia_o.with_(iterations=500), model_options=(("width", 0.25),),
+                       **common)
+                + _gia("resnet18 w1/4, 32², 1500 it", gia_o.with_(iterations=1500), model_options=(("width", 0.25),),
+                       **common)
+                + _gia("resnet18 w1/2, 32², 1000 it", gia_o.with_(iterations=1000), model_options=(("width", 0.5),),
+                       **common))
     if section == "5.1":  # round 0 of FedAvg: GIA-O (cosine + TV) on one-step updates of W_0
         out = []
         for model, width, size, iterations in (("resnet18", 0.25, 32, 500), ("resnet18", 0.25, 32, 1000),
@@ -52,8 +60,8 @@ def candidates(section: str) -> list:
             training = FedAvgTraining(model=model, model_options=(("width", width),), image_size=size, clients=5,
                                       samples_per_client=100, batch_size=32, epochs=2, lr=0.01)
             out.append((f"{model} w{width}, {size}², round 0, {iterations} it",
-                        RoundEvaluation(training=training, round=0, victims=VICTIMS, attack_iterations=iterations,
-                                        igsa_samples=4)))
+                        RoundEvaluation(training=training, round=0, victims=VICTIMS,
+                                        attack=gia_o.with_(iterations=iterations), igsa_samples=4)))
         return out
     raise SystemExit(f"unknown section {section!r}; choose from 4.1 4.2.1 5.1")
 

@@ -109,10 +109,27 @@ def test_bad_attack_arguments_are_clear_errors(one_patch):
         invert(model, update, objective="l1")
     with pytest.raises(ValueError, match=r"unknown prior\(s\) \['bm'\].*tv"):
         invert(model, update, priors={"bm": 1.0})
-    with pytest.raises(ValueError, match="iterations ≥ 1"):
+    with pytest.raises(ValueError, match="iterations must be an integer ≥ 1"):
         invert(model, update, iterations=0)
     with pytest.raises(ValueError, match="2 labels for an update of N=1"):
         invert(model, update, labels=torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="unknown attack setting.*'iteration'"):
+        invert(model, update, iteration=5)
+
+
+def test_the_keyword_form_and_the_config_form_are_one_attack(one_patch):
+    from giasok.attacks import AttackConfig
+
+    images, labels = one_patch
+    model = build_model("convnet", 10, seed=0, width=4)
+    update = client_update(model, images, labels, lr=0.1)
+    config = AttackConfig(priors=(("tv", 1e-4),), iterations=8, objective="l2")
+    by_config = invert(model, update, config, labels=labels, seed=3)
+    by_keywords = invert(model, update, labels=labels, seed=3, priors={"tv": 1e-4}, iterations=8, objective="l2")
+    assert torch.equal(by_config.images, by_keywords.images)  # same config, same seed: bit for bit
+    assert by_config.config == by_keywords.config and by_config.config["iterations"] == 8
+    changed = invert(model, update, config, labels=labels, seed=3, iterations=4)  # a keyword replaces a field
+    assert changed.config["iterations"] == 4 and len(changed.loss_history) == 4
 
 
 # --- GIA-L stage 2: one generator copy per image, as GIAS's code does (Jeon et al., 2021) ---------------

@@ -76,9 +76,9 @@ def test_a_bad_parameter_fails_in_the_first_cell(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="local_updates must be"):
         book.execute(ROOT / "notebooks" / "01_training_setup.ipynb", tmp_path / "bad.ipynb", profile="smoke",
                      device="cpu", parameters={"local_updates": [0, 2]}, progress=False)
-    with pytest.raises(papermill.PapermillExecutionError, match="stages_models must be a list"):
+    with pytest.raises(papermill.PapermillExecutionError, match="models must be a list"):
         book.execute(ROOT / "notebooks" / "04_training_stage.ipynb", tmp_path / "bad.ipynb", profile="smoke",
-                     device="cpu", parameters={"stages_models": ["vgg12"]}, progress=False)
+                     device="cpu", parameters={"models": ["vgg12"]}, progress=False)
     with pytest.raises(papermill.PapermillExecutionError, match="unknown profile 'huge'"):
         book.execute(ROOT / "notebooks" / "01_training_setup.ipynb", tmp_path / "bad.ipynb", profile="huge",
                      device="cpu", progress=False)

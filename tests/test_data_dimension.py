@@ -28,15 +28,15 @@ def test_table5_aggregates_brr_over_samples_and_wsrr_over_initialisations():
 
 
 def test_experiment_grids_cover_every_attack_and_initialisation():
-    settings = get_profile("smoke")
+    settings = get_profile("smoke").data_dimension
     grid = resolution_experiments(settings)
     assert {a for a, _ in grid} == set(ATTACKS) and {e.image_size for _, e in grid} == set(settings.resolutions)
-    assert all(e.bn_mode == settings.dimension_bn_mode for _, e in grid)
+    assert all(e.bn_mode == settings.bn_mode for _, e in grid)
     bn = [e for a, e in grid if a == "G_O+BN"]
-    assert all(dict(e.priors).keys() == {"bn"} and e.share_bn_statistics for e in bn)
+    assert all(dict(e.attack.priors).keys() == {"bn"} and e.share_bn_statistics for e in bn)
     assert not any(e.share_bn_statistics for a, e in grid if a != "G_O+BN")  # only level 4 shares them
     t5 = table5_experiments(settings)
-    seeds = {(e.num_samples, e.seed, e.method): set() for _, e in t5}
+    seeds = {(e.num_samples, e.seed, e.attack.method): set() for _, e in t5}
     for _, e in t5:
-        seeds[(e.num_samples, e.seed, e.method)].add(e.attack_seed)
+        seeds[(e.num_samples, e.seed, e.attack.method)].add(e.attack_seed)
     assert all(len(s) == settings.wsrr_initialisations for s in seeds.values())

@@ -153,8 +153,10 @@ def test_biggan_prior_maps_noise_and_class_logits_to_images_at_the_requested_siz
 def test_fig4a_imagenet_rungs_say_what_is_missing_without_biggan():
     from giasok.runs import GiaExperiment
 
-    experiment = GiaExperiment(dataset="imagenet", image_size=128, method="gia-l",
-                               generator_options=(("biggan", "biggan-deep-256"),))
+    from giasok.attacks import AttackConfig
+
+    experiment = GiaExperiment(dataset="imagenet", image_size=128,
+                               attack=AttackConfig(method="gia-l", generator_options=(("biggan", "biggan-deep-256"),)))
     with pytest.raises(GeneratorUnavailable, match="pytorch-pretrained-biggan"):
         experiment.generator()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from giasok import claims, paths
+from giasok.attacks import AttackConfig
 from giasok.data import load_dataset
 from giasok.generative import DCGANConfig, generator_path
 from giasok.runs import CACHE_VERSION, GiaExperiment, config_hash, result_paths, run
@@ -42,7 +43,7 @@ def test_giasok_data_moves_data_sets_their_cache_and_the_generators(monkeypatch,
 def test_giasok_results_moves_results_checkpoints_and_claims(monkeypatch, tmp_path):
     monkeypatch.setenv("GIASOK_RESULTS", str(tmp_path / "out"))
     assert paths.results_dir() == tmp_path / "out" and claims.claims_dir() == tmp_path / "out" / "claims"
-    config = GiaExperiment(model_options=(("width", 4),), iterations=2)
+    config = GiaExperiment(model_options=(("width", 4),), attack=AttackConfig(iterations=2))
     assert not run(config)["cached"]
     assert result_paths(config)["json"] == tmp_path / "out" / "GiaExperiment" / f"{config_hash(config)}.json"
     assert result_paths(config)["json"].exists() and run(config)["cached"]

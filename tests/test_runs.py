@@ -6,10 +6,11 @@ import pytest
 
 import torch
 
+from giasok.attacks import AttackConfig
 from giasok.profiles import PROFILES, check_device, get_profile
 from giasok.runs import GiaExperiment, config_hash, result_paths, run, run_grid
 
-TINY = dict(model_options=(("width", 4),), iterations=5)
+TINY = dict(model_options=(("width", 4),), attack=AttackConfig(priors=(("tv", 1e-4),), iterations=5))
 
 
 def test_result_is_stored_atomically_and_reloaded_not_recomputed(tmp_path):
@@ -35,7 +36,8 @@ def test_result_is_stored_atomically_and_reloaded_not_recomputed(tmp_path):
 def test_hash_changes_with_any_field():
     base = GiaExperiment()
     assert config_hash(base) == config_hash(GiaExperiment())
-    for field, value in [("seed", 1), ("iterations", 10), ("known_training_config", True), ("device", "cuda")]:
+    for field, value in [("seed", 1), ("device", "cuda"), ("attack", base.attack.with_(iterations=10)),
+                         ("attack", base.attack.with_(known_training_config=True))]:
         assert config_hash(dataclasses.replace(base, **{field: value})) != config_hash(base)
 
 
@@ -57,7 +59,7 @@ def test_impossible_experiment_is_rejected_at_construction():
 
 
 def test_the_protocol_not_the_prior_decides_whether_the_client_shares_bn_statistics():
-    bn = dict(model="resnet18", model_options=(("width", 0.125),), priors=(("tv", 1e-4), ("bn", 1e-4)))
+    bn = dict(model="resnet18", model_options=(("width", 0.125),), attack=AttackConfig(priors=(("tv", 1e-4), ("bn", 1e-4))))
     level4 = GiaExperiment(share_bn_statistics=True, **bn)
     assert level4.victim()[3].bn_statistics  # the level-4 client sends its BatchNorm statistics …
     plain = GiaExperiment(model="resnet18", model_options=(("width", 0.125),))
@@ -67,19 +69,25 @@ def test_the_protocol_not_the_prior_decides_whether_the_client_shares_bn_statist
 
 
 def test_profiles_override_only_what_is_given():
-    cpu = get_profile("cpu", local_updates=[1, 2], attack_iterations=None)
-    assert cpu.local_updates == (1, 2) and cpu.attack_iterations == PROFILES["cpu"].attack_iterations
+    cpu = get_profile("cpu", "training_setup", local_updates=[1, 2], gia_o_iterations=None).training_setup
+    assert cpu.local_updates == (1, 2) and cpu.gia_o == PROFILES["cpu"].training_setup.gia_o
+    assert get_profile("cpu", "training_setup") == PROFILES["cpu"]  # no override: the preset itself
     with pytest.raises(ValueError, match="unknown profile 'gpu'"):
         get_profile("gpu")
-    with pytest.raises(ValueError, match="unknown profile field"):
-        get_profile("smoke", iterations=3)
+    with pytest.raises(ValueError, match=r"unknown training_setup setting.*'iterations'.*gia_o_iterations"):
+        get_profile("smoke", "training_setup", iterations=3)
+    with pytest.raises(ValueError, match="need the section"):
+        get_profile("smoke", local_updates=[1, 2])
     with pytest.raises(ValueError, match="local_updates must be a non-empty list of positive integers"):
-        get_profile("smoke", local_updates=[1, 0])
+        get_profile("smoke", "training_setup", local_updates=[1, 0])
     with pytest.raises(ValueError, match="table1_data must be a list of"):
-        get_profile("smoke", table1_data=[["mnist", 4]])
+        get_profile("smoke", "training_setup", table1_data=[["mnist", 4]])
     with pytest.raises(ValueError, match="model must be one of"):
-        get_profile("smoke", model="vgg99")
-    assert get_profile("smoke", table2_data=[["patches", 2]]).table2_data == (("patches", 2),)
+        get_profile("smoke", "training_setup", model="vgg99")
+    with pytest.raises(ValueError, match=r"gia_o_iterations: iterations must be an integer ≥ 1"):
+        get_profile("smoke", "training_setup", gia_o_iterations=0)
+    assert get_profile("smoke", "training_setup", table2_data=[["patches", 2]]).training_setup.table2_data == (
+        ("patches", 2),)
 
 
 def test_device_check_is_clear():

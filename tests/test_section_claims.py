@@ -150,9 +150,9 @@ def test_generator_gates_pass_only_when_every_generator_leaks():
 def test_generator_experiments_vary_only_the_generator_seed():
     from giasok.profiles import get_profile
 
-    settings = get_profile("smoke", generator_seeds=[0, 3], seeds=2)
+    settings = get_profile("smoke", "training_setup", generator_seeds=[0, 3], seeds=2).training_setup
     grid = ts.generator_experiments(settings)
-    seeds = [dict(e.generator_options).get("seed", 0) for e in grid]
-    assert seeds == [0, 0, 3, 3] and {e.method for e in grid} == {"gia-l"}
+    seeds = [dict(e.attack.generator_options).get("seed", 0) for e in grid]
+    assert seeds == [0, 0, 3, 3] and {e.attack.method for e in grid} == {"gia-l"}
     assert grid[0] in ts.table1_experiments(settings)  # seed 0 is the tables' own run: cached
     assert {e.seed for e in grid} == {0, 1}

@@ -4,7 +4,10 @@ import pandas as pd
 import pytest
 
 from giasok import training_stage as st
+from giasok.attacks import AttackConfig
 from giasok.runs import FedAvgTraining, run
+
+FIVE_STEPS = AttackConfig(iterations=5, priors=(("tv", 1e-4),))  # plumbing, not a leak
 
 
 def _frame(psnr, igsa, accuracy, model="m"):
@@ -27,7 +30,7 @@ def test_a_round_is_evaluated_on_the_victims_of_client_zero_and_cached(tmp_path,
     monkeypatch.setenv("GIASOK_RESULTS", str(tmp_path))  # the FedAvg checkpoints too
     training = FedAvgTraining(model="convnet", model_options=(("width", 4),), clients=2, samples_per_client=8,
                               batch_size=4, lr=0.05)
-    evaluation = st.RoundEvaluation(training=training, round=1, victims=2, attack_iterations=5, igsa_samples=4)
+    evaluation = st.RoundEvaluation(training=training, round=1, victims=2, attack=FIVE_STEPS, igsa_samples=4)
     images, labels = evaluation.victim_samples()
     client_images, client_labels = training.client_data()[0]
     assert len(set(labels.tolist())) == 2
@@ -53,7 +56,7 @@ def test_too_many_victims_are_refused():
 
 def test_parallel_workers_give_the_same_numbers_as_one_process(tmp_path, monkeypatch):
     training = FedAvgTraining(model="lenet", clients=2, samples_per_client=8, batch_size=4, lr=0.05)
-    experiments = [st.RoundEvaluation(training=training, round=t, victims=1, attack_iterations=5, igsa_samples=4)
+    experiments = [st.RoundEvaluation(training=training, round=t, victims=1, attack=FIVE_STEPS, igsa_samples=4)
                    for t in (0, 1, 2)]
     frames = []
     for workers in (1, 2):

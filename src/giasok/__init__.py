@@ -5,13 +5,14 @@ Modules, named after the paper's concepts:
 * ``models`` — victim networks taking [0, 1] images (ConvNet with Table 4's switches, LeNet, CIFAR ResNets).
 * ``data`` — CIFAR/ImageNet loaders and the offline ``patches`` / ``canaries`` sets.
 * ``fl`` — a client's local training (FedSGD, FedAvg) and its shared update.
-* ``attacks`` — GIA-O and GIA-L against an update, and label inference.
+* ``attacks`` — GIA-O and GIA-L against an update (one ``AttackConfig`` per attack), and label inference.
 * ``priors`` — total variation and BatchNorm-statistics priors.
 * ``generative`` — the DCGAN GIA-L searches (trained and cached here).
 * ``metrics`` — PSNR, SSIM, LPIPS, Hungarian matching, BRR, WSRR.
 * ``theory`` — §4.1's Lemma 4.1 and Theorem 4.2, executed.
 * ``igsa`` — input-gradient smoothness (§5.1.1, Eq. 10).
-* ``runs`` / ``profiles`` — cached experiments and the smoke/cpu/paper sizes.
+* ``runs`` — cached experiments (``GiaExperiment``, ``FedAvgTraining``) and grids of them in worker processes.
+* ``profiles`` — the smoke/cpu/paper sizes: one small dataclass per section, composed into ``Profile``.
 * ``paths`` — where data, caches and results live (``$GIASOK_DATA``, ``$GIASOK_RESULTS``) and the cache version.
 * ``claims`` — the book's one significance rule, claim records and the scorecard.
 

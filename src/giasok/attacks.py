@@ -25,12 +25,18 @@ stage 2 gives every image its own copy θ_i of the generator's parameters, x̂_i
 from the trained θ and optimised jointly against the batch's matching loss: each image may leave the
 generator's range in its own direction instead of all N sharing one fine-tuned θ (``per_image_generators``).
 
+Every setting of an attack is one field of the frozen ``AttackConfig``, with one name at every layer: a
+profile holds the configurations of its sections' attacks, an experiment (``giasok.runs.GiaExperiment``)
+carries one unchanged, and ``invert(model, update, config)`` runs it. ``invert``'s keyword form
+(``invert(model, update, iterations=..., priors=...)``) builds the same dataclass.
+
 Labels are given, or inferred from the last layer's update by ``infer_labels``: iDLG's sign rule for a
 single sample (Zhao et al., 2020) and per-class counts for a batch (Geng et al., 2021).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -43,10 +49,84 @@ from tqdm import tqdm
 from .fl import ClientUpdate
 from .priors import PRIORS, PriorContext
 
-__all__ = ["Reconstruction", "invert", "infer_labels", "simulated_update", "matching_loss", "per_image_generators",
+__all__ = ["AttackConfig", "Reconstruction", "invert", "infer_labels", "simulated_update", "matching_loss", "per_image_generators",
            "OBJECTIVES", "METHODS"]
 
 METHODS = ("gia-o", "gia-l")
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Everything the attacker chooses, one name per setting wherever the attack is configured.
+
+    * ``method`` — ``"gia-o"`` (optimise pixels) or ``"gia-l"`` (GIAS: latents, then per-image generators).
+    * ``objective`` — Dist: ``"cosine"`` or ``"l2"`` (``OBJECTIVES``).
+    * ``priors`` — ``(name, weight)`` pairs from ``giasok.priors.PRIORS`` (a dict is accepted and kept in its
+      order); the default is no prior.
+    * ``iterations``, ``lr`` — Adam steps and learning rate of GIA-O's pixels or of GIA-L's latents (stage 1).
+    * ``restarts`` — random initialisations; the one with the lowest final loss is kept.
+    * ``known_training_config`` — the adversary knows the client's η and mini-batch schedule (WST) and
+      unrolls the same U steps; otherwise (BST) it reads the update as one full-batch gradient.
+    * ``generator_iterations``, ``generator_lr`` — GIA-L's stage 2 (per-image generator copies).
+    * ``generator_options`` — how the experiment obtains GIA-L's generator: the options of
+      ``giasok.generative.train_dcgan`` (a cached DCGAN), or ``(("biggan", <model name>),)`` for a pre-trained
+      BigGAN. ``invert`` takes the generator module itself; the options only name it, so that they are part of
+      an experiment's configuration and of its cache key.
+
+    Bad values raise ``ValueError`` naming the setting and what it accepts.
+    """
+
+    method: str = "gia-o"
+    objective: str = "cosine"
+    priors: tuple = ()
+    iterations: int = 1500
+    lr: float = 0.1
+    restarts: int = 1
+    known_training_config: bool = False
+    generator_iterations: int = 0
+    generator_lr: float = 1e-4
+    generator_options: tuple = ()
+
+    def __post_init__(self):
+        from .priors import PRIORS
+
+        priors = tuple(self.priors.items()) if isinstance(self.priors, dict) else self.priors
+        if not isinstance(priors, (list, tuple)) or not all(
+                isinstance(p, (list, tuple)) and len(p) == 2 for p in priors):
+            raise ValueError(f"priors must be a dict or (name, weight) pairs, got {self.priors!r}")
+        object.__setattr__(self, "priors", tuple((str(k), float(w)) for k, w in priors))
+        options = self.generator_options
+        options = tuple(options.items()) if isinstance(options, dict) else options
+        if not isinstance(options, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2
+                                                             for p in options):
+            raise ValueError(f"generator_options must be a dict or (option, value) pairs, got {options!r}")
+        object.__setattr__(self, "generator_options", tuple((str(k), v) for k, v in options))
+        if self.method not in METHODS:
+            raise ValueError(f"unknown attack method {self.method!r}; available: {', '.join(METHODS)}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; available: {', '.join(OBJECTIVES)}")
+        unknown = {name for name, _ in self.priors} - set(PRIORS)
+        if unknown:
+            raise ValueError(f"unknown prior(s) {sorted(unknown)}; available: {', '.join(PRIORS)}")
+        for name, low in (("iterations", 1), ("restarts", 1), ("generator_iterations", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        for name in ("lr", "generator_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not isinstance(self.known_training_config, bool):
+            raise ValueError(f"known_training_config must be True or False, got {self.known_training_config!r}")
+
+    def with_(self, **changes) -> "AttackConfig":
+        """This configuration with some settings replaced (validated again); unknown names raise ``TypeError``
+        listing the settings."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown attack setting(s) {sorted(unknown)}; AttackConfig has "
+                            f"{', '.join(f.name for f in dataclasses.fields(self))}")
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -156,23 +236,12 @@ def matching_loss(model, params, buffers, images, labels, batches, lr, observed,
     return loss
 
 
-def _check_invert_args(method, objective, priors, iterations, restarts, lr, labels, update, generator,
-                       generator_iterations):
-    if method not in METHODS:
-        raise ValueError(f"unknown attack method {method!r}; available: {', '.join(METHODS)}")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; available: {', '.join(OBJECTIVES)}")
-    unknown = set(priors) - set(PRIORS)
-    if unknown:
-        raise ValueError(f"unknown prior(s) {sorted(unknown)}; available: {', '.join(PRIORS)}")
-    if iterations < 1 or restarts < 1 or lr <= 0 or generator_iterations < 0:
-        raise ValueError(f"need iterations ≥ 1, restarts ≥ 1, lr > 0, generator_iterations ≥ 0; "
-                         f"got {iterations}, {restarts}, {lr}, {generator_iterations}")
+def _check_invert_args(attack, labels, update, generator):
     if labels is not None and len(labels) != update.num_samples:
         raise ValueError(f"got {len(labels)} labels for an update of N={update.num_samples} samples")
-    if method == "gia-l" and generator is None:
+    if attack.method == "gia-l" and generator is None:
         raise ValueError("method='gia-l' needs a generator (e.g. giasok.generative.train_dcgan(...))")
-    if "bn" in priors and update.bn_statistics is None:
+    if any(name == "bn" for name, _ in attack.priors) and update.bn_statistics is None:
         raise ValueError("the 'bn' prior needs the client's BatchNorm statistics: the update carries them only "
                          "when the protocol shares them (client_update(..., share_bn_statistics=True))")
 
@@ -207,13 +276,15 @@ def _descend(variables: list, loss_fn, iterations: int, lr: float, *, signed: bo
     return history
 
 
-def invert(model: nn.Module, update: ClientUpdate, *, labels: torch.Tensor | None = None,
-           known_training_config: bool = False, iterations: int = 1500, lr: float = 0.1,
-           objective: str = "cosine", priors: dict | None = None, restarts: int = 1, seed: int = 0,
-           device: str | torch.device = "cpu", progress: bool = False, method: str = "gia-o",
-           generator: nn.Module | None = None, generator_iterations: int = 0,
-           generator_lr: float = 1e-4) -> Reconstruction:
+def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None = None, *,
+           labels: torch.Tensor | None = None, seed: int = 0, device: str | torch.device = "cpu",
+           progress: bool = False, generator: nn.Module | None = None, **settings) -> Reconstruction:
     """Reconstruct the client's N samples from ``update``, the change it made to ``model`` (W_0).
+
+    ``attack`` is an ``AttackConfig``; keyword ``settings`` (its field names: ``iterations``, ``priors``,
+    ``method`` …) build one, or replace fields of ``attack`` when both are given. ``labels`` are the client's
+    labels when the attacker is given them (else inferred from the update, ``infer_labels``); ``seed`` draws
+    the initialisations.
 
     ``method="gia-o"`` optimises pixels for ``iterations`` steps of Adam at ``lr``. ``method="gia-l"``
     (GIAS, Jeon et al. 2021) needs a ``generator`` mapping latents (N × ``generator.latent_dim``) to [0, 1]
@@ -225,12 +296,15 @@ def invert(model: nn.Module, update: ClientUpdate, *, labels: torch.Tensor | Non
     statistics) and the caller's copy is not modified. ``priors`` apply to the images in both methods.
 
     >>> rec = invert(model, update, priors={"tv": 1e-4}, iterations=1500)   # doctest: +SKIP
+    >>> rec = invert(model, update, AttackConfig(priors=(("tv", 1e-4),)))  # the same attack # doctest: +SKIP
     >>> rec.images.shape                                                    # doctest: +SKIP
     torch.Size([1, 3, 32, 32])
     """
-    priors = dict(priors or {})
-    _check_invert_args(method, objective, priors, iterations, restarts, lr, labels, update, generator,
-                       generator_iterations)
+    attack = (attack or AttackConfig()).with_(**settings)
+    _check_invert_args(attack, labels, update, generator)
+    method, objective, priors = attack.method, attack.objective, dict(attack.priors)
+    iterations, lr, restarts = attack.iterations, attack.lr, attack.restarts
+    known_training_config = attack.known_training_config
     device = torch.device(device)
     net = copy.deepcopy(model).to(device)
     net.train(update.bn_mode == "train")
@@ -280,15 +354,13 @@ def invert(model: nn.Module, update: ClientUpdate, *, labels: torch.Tensor | Non
         # one Adam over the stacked copies is N independent Adams driven by the shared batch loss).
         weights, _, render = per_image_generators(generator, update.num_samples, device)
         history = history + _descend(list(weights.values()), lambda: loss_of(render(weights, variables)),
-                                     generator_iterations, generator_lr, signed=False, box=False,
+                                     attack.generator_iterations, attack.generator_lr, signed=False, box=False,
                                      desc=f"{name} generators", progress=progress)
         stages.append(len(history))
         with torch.no_grad():
             images = render(weights, variables)
     gia_l = method == "gia-l"
-    config = dict(method=method, known_training_config=known_training_config, iterations=iterations, lr=lr,
-                  objective=objective, priors=priors, restarts=restarts, seed=seed, labels_inferred=labels_inferred,
-                  generator_iterations=generator_iterations if gia_l else 0,
+    config = dict(dataclasses.asdict(attack), seed=seed, labels_inferred=labels_inferred,
                   generator_copies=update.num_samples if gia_l else 0, stage_ends=stages)
     return Reconstruction(images=images.detach().cpu(), labels=labels.cpu(), loss_history=tuple(history),
                           restart_losses=tuple(c[0] for c in candidates), config=config)

@@ -10,7 +10,8 @@
 * Table 5: mean LPIPS, BRR and WSRR against batch size for GIA-O and GIA-L; WSRR over several attack
   initialisations of the same batch (``GiaExperiment.attack_seed``).
 
-BatchNorm: the profile's ``dimension_bn_mode`` says whether the client trains its ResNet in eval mode (the
+The section's sizes are ``giasok.profiles.DataDimensionSizes`` (``profile.data_dimension``). BatchNorm: its
+``bn_mode`` says whether the client trains its ResNet in eval mode (the
 frozen-statistics setting of the GIA codebases the paper builds on) or in train mode; the notebook states
 which and measures the other at one point.
 """
@@ -23,20 +24,14 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev
 
 from . import metrics
+from .attacks import AttackConfig
 from .claims import Claim, Evidence, at_least, generator_gate, trend
-from .profiles import Profile, attack_settings
+from .profiles import DataDimensionSizes
 from .runs import GiaExperiment, default_workers, run_grid, with_generator_seed
 
-__all__ = ["PROFILE_FIELDS", "ATTACKS", "PAPER_TABLE5", "paper_table5", "non_unique_inverse", "resolution_experiments",
+__all__ = ["ATTACKS", "attack_config", "PAPER_TABLE5", "paper_table5", "non_unique_inverse", "resolution_experiments",
            "batch_experiments", "table5_experiments", "resolution_data", "generator_experiments", "generator_claim",
            "run_frame", "table5", "table5_claims", "insight_claims", "figure"]
-
-PROFILE_FIELDS = ("dimension_model", "dimension_model_options", "dimension_data", "dimension_batch_data",
-                  "dimension_batch_resolution",
-                  "dimension_highres_data", "dimension_highres_from", "dimension_bn_mode", "resolutions",
-                  "batch_sizes", "table5_batch_sizes", "table5_seeds", "wsrr_initialisations", "prior_weight",
-                  "dimension_attack_iterations", "latent_iterations", "generator_iterations", "dcgan", "client_lr", "seeds",
-                  "generator_seeds")
 
 # the four attacks of Fig. 4
 ATTACKS = ("G_O", "G_O+TV", "G_O+BN", "G_L")
@@ -110,35 +105,35 @@ def paper_table5() -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def _attack(settings: Profile, name: str) -> dict:
-    """GiaExperiment fields of one of the four attacks of Fig. 4 (every prior at the profile's prior weight;
-    the paper: 1e-5)."""
+def attack_config(settings: DataDimensionSizes, name: str, **changes) -> AttackConfig:
+    """One of the four attacks of Fig. 4: ``gia_o`` alone (G_O), with TV or BN at ``prior_weight`` (the paper:
+    1e-5), or ``gia_l`` (G_L); ``changes`` replace settings (e.g. BigGAN on Fig. 4a's ImageNet rungs)."""
     if name == "G_L":
-        return attack_settings(settings, "gia-l")
-    base = dict(attack_settings(settings, "gia-o"), iterations=settings.dimension_attack_iterations)
-    prior = {"G_O": (), "G_O+TV": (("tv", settings.prior_weight),), "G_O+BN": (("bn", settings.prior_weight),)}
+        return settings.gia_l.with_(**changes)
+    priors = {"G_O": (), "G_O+TV": (("tv", settings.prior_weight),), "G_O+BN": (("bn", settings.prior_weight),)}
+    return settings.gia_o.with_(priors=priors[name], **changes)
+
+
+def _experiment(settings: DataDimensionSizes, device: str, seed: int, attack: str, dataset: str, *,
+                generator_options=None, **fields) -> GiaExperiment:
+    changes = {} if generator_options is None else {"generator_options": generator_options}
     # G_O+BN attacks a protocol at assumption level 4, in which the client shares its BatchNorm statistics
-    return dict(base, priors=prior[name], share_bn_statistics=name == "G_O+BN")
+    return GiaExperiment(dataset=dataset, model=settings.model, model_options=settings.model_options,
+                         bn_mode=settings.bn_mode, client_lr=settings.client_lr, device=device, seed=seed,
+                         attack=attack_config(settings, attack, **changes),
+                         share_bn_statistics=attack == "G_O+BN", **fields)
 
 
-def _experiment(settings: Profile, device: str, seed: int, attack: str, dataset: str, **fields) -> GiaExperiment:
-    # ``fields`` override the profile's attack (e.g. BigGAN instead of the DCGAN on Fig. 4a's ImageNet rungs)
-    return GiaExperiment(dataset=dataset, model=settings.dimension_model,
-                         model_options=settings.dimension_model_options, bn_mode=settings.dimension_bn_mode,
-                         client_lr=settings.client_lr, device=device, seed=seed,
-                         **dict(_attack(settings, attack), **fields))
+def resolution_data(settings: DataDimensionSizes, resolution: int) -> tuple[str, dict]:
+    """The data set of Fig. 4a at ``resolution`` and any generator override: the section's ``data`` up to
+    ``highres_from`` pixels, then ``highres_data`` (ImageNet in the paper) with BigGAN as G_L's generator, as
+    the paper does."""
+    if settings.highres_data and resolution >= settings.highres_from:
+        return settings.highres_data, {"generator_options": (("biggan", "biggan-deep-256"),)}
+    return settings.data, {}
 
 
-def resolution_data(settings: Profile, resolution: int) -> tuple[str, dict]:
-    """The data set of Fig. 4a at ``resolution`` and any generator override: the profile's data set up to
-    ``dimension_highres_from`` pixels, then ``dimension_highres_data`` (ImageNet in the paper) with BigGAN as
-    G_L's generator, as the paper does."""
-    if settings.dimension_highres_data and resolution >= settings.dimension_highres_from:
-        return settings.dimension_highres_data, {"generator_options": (("biggan", "biggan-deep-256"),)}
-    return settings.dimension_data, {}
-
-
-def resolution_experiments(settings: Profile, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
+def resolution_experiments(settings: DataDimensionSizes, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
     """Fig. 4a: B = 1, every attack at every resolution (and victim)."""
     out = []
     for r in settings.resolutions:
@@ -150,27 +145,27 @@ def resolution_experiments(settings: Profile, device="cpu", seed=0) -> list[tupl
     return out
 
 
-def batch_experiments(settings: Profile, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
-    """Fig. 4b: ``dimension_batch_resolution``² images of ``dimension_batch_data`` (CIFAR100 at 32² in the
-    paper), every attack at every batch size (and victim batch)."""
-    return [(a, _experiment(settings, device, seed + s, a, settings.dimension_batch_data, num_samples=b,
-                            image_size=settings.dimension_batch_resolution))
+def batch_experiments(settings: DataDimensionSizes, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
+    """Fig. 4b: ``batch_resolution``² images of ``batch_data`` (CIFAR100 at 32² in the paper), every attack at
+    every batch size (and victim batch)."""
+    return [(a, _experiment(settings, device, seed + s, a, settings.batch_data, num_samples=b,
+                            image_size=settings.batch_resolution))
             for b in settings.batch_sizes for a in ATTACKS for s in range(settings.seeds)]
 
 
-def table5_experiments(settings: Profile, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
+def table5_experiments(settings: DataDimensionSizes, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
     """Table 5: GIA-O (TV) and GIA-L at each batch size over ``table5_seeds`` victim batches of
-    ``dimension_batch_resolution``² images, each attacked from ``wsrr_initialisations`` initialisations."""
+    ``batch_resolution``² images, each attacked from ``wsrr_initialisations`` initialisations."""
     # initialisation 0 is the batch's own seed (attack_seed=None): where Fig. 4b ran the same batch, the
     # cache hands that run over instead of recomputing it
-    return [(a, _experiment(settings, device, seed + s, a, settings.dimension_data, num_samples=b,
-                            image_size=settings.dimension_batch_resolution,
+    return [(a, _experiment(settings, device, seed + s, a, settings.data, num_samples=b,
+                            image_size=settings.batch_resolution,
                             attack_seed=None if i == 0 else 1000 * (seed + s) + i))
             for b in settings.table5_batch_sizes for a in ("G_O+TV", "G_L") for s in range(settings.table5_seeds)
             for i in range(settings.wsrr_initialisations)]
 
 
-def generator_experiments(settings: Profile, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
+def generator_experiments(settings: DataDimensionSizes, device="cpu", seed=0) -> list[tuple[str, GiaExperiment]]:
     """G_L at Fig. 4b's easiest point (B = 1) with a DCGAN trained from each of ``generator_seeds``; seed 0 is
     the figure's own generator (cached runs)."""
     return [("G_L", with_generator_seed(e, g)) for g in settings.generator_seeds
@@ -191,7 +186,8 @@ def run_frame(labelled, *, progress=True, desc="runs", workers: int | None = Non
     results = run_grid([e for _, e in labelled], progress=progress, desc=desc, workers=workers)
     rows = [dict(attack=a, resolution=e.image_size, batch=e.num_samples, seed=e.seed,
                  init=e.seed if e.attack_seed is None else e.attack_seed, psnr=r["psnr"], ssim=r["ssim"],
-                 generator_seed=dict(e.generator_options).get("seed", 0) if e.method == "gia-l" else None,
+                 generator_seed=(dict(e.attack.generator_options).get("seed", 0)
+                                         if e.attack.method == "gia-l" else None),
                  lpips=r["lpips"], psnr_per_sample=r["psnr_per_sample"], lpips_per_sample=r["lpips_per_sample"],
                  seconds=r["seconds"]) for (a, e), r in zip(labelled, results)]
     return pd.DataFrame(rows), results

@@ -13,36 +13,49 @@ import io
 
 import numpy as np
 
-from .profiles import Profile, check_device, get_profile
+from .attacks import AttackConfig
+from .profiles import check_device, get_profile, section_settings
 
 __all__ = ["configure", "mean_spread", "reconstruction_grid", "reconstruction_explorer", "png_bytes",
            "explorer_panels", "image_row"]
 
 
-def configure(profile: str, device: str, seed: int, *, shown: tuple | None = None, **knobs) -> Profile:
-    """Validate a notebook's parameters and return the effective profile; shows it as a small table.
+def configure(profile: str, device: str, seed: int, section: str | None = None, **knobs):
+    """Validate a notebook's parameters; return ``section``'s sizes at ``profile`` with ``knobs`` applied, and
+    show them as a small table (a chapter without sizes, ``section=None``, gets ``None`` and the table of
+    profile, device and seed).
 
-    ``knobs`` are the section's overrides (``None`` = take the profile's value). Any bad value raises a
-    ``ValueError`` naming the parameter and what it accepts, so a wrong ``papermill -p`` fails at once.
-    ``shown`` lists the profile fields the section uses (default: all) for the configuration table.
+    ``knobs`` are the section's overrides (``None`` = take the profile's value): its fields by name, and its
+    attacks' settings as ``<attack>_<setting>`` (``gia_o_iterations``). Any bad value raises a ``ValueError``
+    naming the parameter and what it accepts, so a wrong ``papermill -p`` fails at once.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     check_device(device)
-    settings = get_profile(profile, **knobs)
+    chosen = get_profile(profile, section, **knobs)
+    settings = None if section is None else section_settings(chosen, section)
     try:
         import pandas as pd
         from IPython.display import display
-
-        rows = [("profile", settings.name), ("device", device), ("seed", seed)]
-        rows += [(f.name, getattr(settings, f.name)) for f in dataclasses.fields(settings)
-                 if f.name != "name" and (shown is None or f.name in shown)]
-        table = pd.DataFrame([(k, str(v), "override" if knobs.get(k) is not None else "") for k, v in rows],
-                             columns=["setting", "value", ""]).set_index("setting")
-        display(table)
     except ImportError:  # outside IPython: nothing to show
-        pass
+        return settings
+    given = {k for k, v in knobs.items() if v is not None}
+    rows = [("profile", profile, ""), ("device", device, ""), ("seed", seed, "")]
+    for f in dataclasses.fields(settings) if settings is not None else ():
+        value = getattr(settings, f.name)
+        overridden = f.name in given or any(k.startswith(f.name + "_") for k in given)
+        rows.append((f.name, _describe(value), "override" if overridden else ""))
+    display(pd.DataFrame(rows, columns=["setting", "value", ""]).astype(str).set_index("setting"))
     return settings
+
+
+def _describe(value) -> str:
+    """A profile value as a reader wants it: an attack as its non-default settings, the rest as text."""
+    if isinstance(value, AttackConfig):
+        default = AttackConfig()
+        return ", ".join(f"{f.name}={getattr(value, f.name)}" for f in dataclasses.fields(value)
+                         if f.name == "method" or getattr(value, f.name) != getattr(default, f.name))
+    return str(value)
 
 
 def mean_spread(frame, *, index, columns, value: str = "psnr", digits: int = 1):

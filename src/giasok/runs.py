@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from . import metrics, paths
 from ._io import atomic_write
-from .attacks import invert
+from .attacks import AttackConfig, invert
 from .data import image_size_option, load_dataset, victim_batch
 from .fl import client_update, fedavg_rounds
 from .models import build_model
@@ -219,13 +219,14 @@ class GiaExperiment:
 
     The client draws its N samples from ``dataset``'s test split with ``seed`` (distinct labels when
     N ≤ the number of classes), trains E epochs with batch B (``None`` = full batch) at ``client_lr``, and
-    the attacker inverts the update with the attack settings below. ``labels="given"`` hands the attacker
-    the true labels; ``"inferred"`` makes it read them from the update. ``attack_seed`` (default: ``seed``)
-    draws the attack's initialisation alone, for repeated attacks on one batch (WSRR).
+    the attacker runs ``attack`` (a ``giasok.attacks.AttackConfig``, handed to ``invert`` as it is) on the
+    update. ``labels="given"`` hands the attacker the true labels; ``"inferred"`` makes it read them from
+    the update. ``attack_seed`` (default: ``seed``) draws the attack's initialisation alone, for repeated
+    attacks on one batch (WSRR).
 
-    GIA-L (``method="gia-l"``) uses a DCGAN trained on the data set's train split at ``image_size``
-    (``giasok.generative.train_dcgan`` with ``generator_options``; cached), ``iterations`` latent steps at
-    ``attack_lr`` and ``generator_iterations`` generator steps at ``generator_lr``.
+    GIA-L (``attack.method="gia-l"``) uses a DCGAN trained on the data set's train split at ``image_size``
+    (``giasok.generative.train_dcgan`` with ``attack.generator_options``; cached), or BigGAN when the options
+    name one.
 
     What the client shares is the protocol's choice, not the attacker's: ``share_bn_statistics=True`` is a
     protocol in which the client also sends the BatchNorm statistics of its batch (assumption level 4, §2).
@@ -242,19 +243,10 @@ class GiaExperiment:
     batch_size: int | None = None
     epochs: int = 1
     client_lr: float = 0.1
-    known_training_config: bool = False
-    method: str = "gia-o"
-    objective: str = "cosine"
-    priors: tuple = (("tv", 1e-4),)
-    iterations: int = 1500
-    attack_lr: float = 0.1
-    restarts: int = 1
+    attack: AttackConfig = AttackConfig(priors=(("tv", 1e-4),))
     labels: str = "given"
     seed: int = 0
     device: str = "cpu"
-    generator_options: tuple = ()
-    generator_iterations: int = 0
-    generator_lr: float = 1e-4
     attack_seed: int | None = None
     bn_mode: str = "train"
     share_bn_statistics: bool = False
@@ -262,8 +254,10 @@ class GiaExperiment:
     def __post_init__(self):
         if self.labels not in ("given", "inferred"):
             raise ValueError(f"labels must be 'given' or 'inferred', got {self.labels!r}")
-        if any(name == "bn" for name, _ in self.priors) and not self.share_bn_statistics:
-            raise ValueError(f"priors={self.priors!r} include 'bn', which needs the client's BatchNorm statistics, "
+        if not isinstance(self.attack, AttackConfig):
+            raise ValueError(f"attack must be a giasok.attacks.AttackConfig, got {self.attack!r}")
+        if any(name == "bn" for name, _ in self.attack.priors) and not self.share_bn_statistics:
+            raise ValueError(f"priors={self.attack.priors!r} include 'bn', which needs the client's BatchNorm statistics, "
                              "but share_bn_statistics=False: set share_bn_statistics=True (a protocol at "
                              "assumption level 4) or drop the 'bn' prior")
         if self.batch_size is not None and not 1 <= self.batch_size <= self.num_samples:
@@ -298,7 +292,7 @@ class GiaExperiment:
         pre-trained BigGAN (ImageNet)."""
         from .generative import biggan_prior, train_dcgan
 
-        options = dict(self.generator_options)
+        options = dict(self.attack.generator_options)
         if "biggan" in options:
             return biggan_prior(self.image_size, options["biggan"], device=self.device)
         return train_dcgan(self.dataset, self.image_size, device=self.device, **options)
@@ -309,15 +303,11 @@ class GiaExperiment:
 
     def _compute(self):
         images, labels, model, update = self.victim()
-        generator = self.generator() if self.method == "gia-l" else None
+        generator = self.generator() if self.attack.method == "gia-l" else None
         start = time.perf_counter()
-        rec = invert(model, update, labels=labels if self.labels == "given" else None,
-                     known_training_config=self.known_training_config, iterations=self.iterations,
-                     lr=self.attack_lr, objective=self.objective, priors=dict(self.priors),
-                     restarts=self.restarts, device=self.device, method=self.method,
-                     seed=self.seed if self.attack_seed is None else self.attack_seed,
-                     generator=generator,
-                     generator_iterations=self.generator_iterations, generator_lr=self.generator_lr)
+        rec = invert(model, update, self.attack, labels=labels if self.labels == "given" else None,
+                     seed=self.seed if self.attack_seed is None else self.attack_seed, device=self.device,
+                     generator=generator)
         seconds = time.perf_counter() - start
         matched, order = metrics.match(rec.images, images)
         result = dict(reconstruction_scores(matched, images), seconds=seconds, local_updates=update.local_updates,
@@ -332,11 +322,11 @@ def with_generator_seed(experiment: GiaExperiment, seed: int) -> GiaExperiment:
     """``experiment`` with its DCGAN trained from ``seed`` (GIA-L's generator is part of its result: a
     different training run of the same recipe gives a different prior). The default seed (0) keeps the
     configuration as it is, so those runs come from the cache."""
-    options = dict(experiment.generator_options)
+    options = dict(experiment.attack.generator_options)
     if options.get("seed", 0) == seed:
         return experiment
     options["seed"] = seed
-    return dataclasses.replace(experiment, generator_options=tuple(sorted(options.items())))
+    return dataclasses.replace(experiment, attack=experiment.attack.with_(generator_options=tuple(sorted(options.items()))))
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,11 @@ import pandas as pd
 
 from .claims import Claim, at_least, difference, generator_gate, trend
 from .metrics import TAU_PSNR
-from .profiles import Profile, attack_settings
+from .profiles import TrainingSetupSizes
 from .runs import GiaExperiment, default_workers, run_grid, with_generator_seed
 
-__all__ = ["PROFILE_FIELDS", "PAPER_TABLE1", "PAPER_TABLE1_EXTENDED", "PAPER_TABLE2", "table1_experiments",
+__all__ = ["PAPER_TABLE1", "PAPER_TABLE1_EXTENDED", "PAPER_TABLE2", "table1_experiments",
            "table2_experiments", "generator_experiments", "generator_claim", "run_table", "insight_claims", "figure"]
-
-# the profile fields this section uses (shown in its configuration table)
-PROFILE_FIELDS = ("model", "model_options", "bn_mode", "attacks", "attack_iterations", "attack_restarts", "tv_weight",
-                  "latent_iterations", "latent_lr", "generator_iterations", "generator_lr", "dcgan", "client_lr",
-                  "table1_data", "local_updates", "table2_data", "minibatches", "seeds", "generator_seeds")
 
 # Table 1 (LPIPS ↓): (data set, attack) -> {U: LPIPS}; conference version, then the extended version.
 PAPER_TABLE1 = {
@@ -54,20 +49,23 @@ PAPER_TABLE2 = {
 }
 
 
-def _experiment(settings: Profile, device: str, seed: int, method: str, **fields) -> GiaExperiment:
+def _experiment(settings: TrainingSetupSizes, device: str, seed: int, method: str, *, known_training_config=False,
+                **fields) -> GiaExperiment:
+    attack = {"gia-o": settings.gia_o, "gia-l": settings.gia_l}[method]
+    if known_training_config:
+        attack = attack.with_(known_training_config=True)
     return GiaExperiment(model=settings.model, model_options=settings.model_options, client_lr=settings.client_lr,
-                         bn_mode=settings.bn_mode, device=device, seed=seed, **attack_settings(settings, method),
-                         **fields)
+                         bn_mode=settings.bn_mode, device=device, seed=seed, attack=attack, **fields)
 
 
-def table1_experiments(settings: Profile, device: str = "cpu", seed: int = 0) -> list[GiaExperiment]:
+def table1_experiments(settings: TrainingSetupSizes, device: str = "cpu", seed: int = 0) -> list[GiaExperiment]:
     """Full batch (B = N), U local updates, adversary without the training config: data × attack × U × seeds."""
     return [_experiment(settings, device, seed + s, method, dataset=data, num_samples=n, epochs=u)
             for data, n in settings.table1_data for method in settings.attacks for u in settings.local_updates
             for s in range(settings.seeds)]
 
 
-def table2_experiments(settings: Profile, device: str = "cpu", seed: int = 0) -> list[GiaExperiment]:
+def table2_experiments(settings: TrainingSetupSizes, device: str = "cpu", seed: int = 0) -> list[GiaExperiment]:
     """One epoch of mini-batch SGD with N = k·B; WST and BST adversaries (one run at k = 1, where they agree)."""
     experiments = []
     for data, b in settings.table2_data:
@@ -80,7 +78,7 @@ def table2_experiments(settings: Profile, device: str = "cpu", seed: int = 0) ->
     return experiments
 
 
-def generator_experiments(settings: Profile, device: str = "cpu", seed: int = 0) -> list[GiaExperiment]:
+def generator_experiments(settings: TrainingSetupSizes, device: str = "cpu", seed: int = 0) -> list[GiaExperiment]:
     """GIA-L at Table 1's easiest point (its first data set, the smallest U) with a DCGAN trained from each of
     ``generator_seeds``: how much the attack depends on one training run of its generator. Seed 0 is the
     generator of the tables, so those runs come from the cache."""
@@ -106,10 +104,11 @@ def run_table(experiments, *, progress: bool = True, desc: str = "runs", workers
     for e, r in zip(experiments, results):
         b = e.batch_size or e.num_samples
         rows.append(dict(dataset=f"{e.dataset} N={e.num_samples}" if e.batch_size is None else f"{e.dataset} B={b}",
-                         attack=e.method.upper(), N=e.num_samples, B=b, U=r["local_updates"],
+                         attack=e.attack.method.upper(), N=e.num_samples, B=b, U=r["local_updates"],
                          minibatches=e.num_samples // b,
-                         case="WST" if e.known_training_config else "BST", seed=e.seed,
-                         generator_seed=dict(e.generator_options).get("seed", 0) if e.method == "gia-l" else None,
+                         case="WST" if e.attack.known_training_config else "BST", seed=e.seed,
+                         generator_seed=(dict(e.attack.generator_options).get("seed", 0)
+                                         if e.attack.method == "gia-l" else None),
                          psnr=r["psnr"], ssim=r["ssim"], lpips=r["lpips"], seconds=r["seconds"], hash=r["hash"]))
     return pd.DataFrame(rows), results
 

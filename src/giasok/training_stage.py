@@ -28,23 +28,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .attacks import invert
+from .attacks import AttackConfig, invert
 from .claims import Claim, at_least, partial_trend, trend
 from .fl import client_update
 from .igsa import igsa
 from .metrics import TAU_PSNR
-from .profiles import Profile
+from .profiles import TrainingStageSizes
 from .runs import FedAvgTraining, cpu_threads, default_workers, parallel_map, reconstruction_scores, run_grid
 
-__all__ = ["PROFILE_FIELDS", "PAPER_SETUP", "PAPER_FINDINGS", "HIGH_RISK_PSNR", "RoundEvaluation",
+__all__ = ["PAPER_SETUP", "PAPER_FINDINGS", "HIGH_RISK_PSNR", "RoundEvaluation",
            "stage_experiments", "run_stages", "per_victim", "windowed", "peak_rounds", "insight_claims", "figure",
            "EXPLORER_METRICS",
            "paper_setup_table"]
-
-PROFILE_FIELDS = ("stages_models", "stages_data", "stages_image_size", "stages_clients", "stages_samples_per_client",
-                  "stages_batch_size", "stages_epochs", "stages_lr", "stages_rounds", "stages_window",
-                  "stages_victims", "stages_attack_iterations", "tv_weight", "stages_igsa_samples",
-                  "stages_igsa_radius", "stages_bn_mode")
 
 # Appx B.II, quoted beside our configuration
 PAPER_SETUP = {
@@ -68,14 +63,13 @@ HIGH_RISK_PSNR = 10.0
 
 @dataclass(frozen=True)
 class RoundEvaluation:
-    """Accuracy, IGSA and GIA-O PSNR of a FedAvg run's global model after round ``round``."""
+    """Accuracy, IGSA and GIA-O PSNR of a FedAvg run's global model after round ``round``; ``attack`` is the
+    GIA-O run on each victim's update."""
 
     training: FedAvgTraining
     round: int
     victims: int = 2
-    attack_iterations: int = 300
-    attack_lr: float = 0.1
-    tv_weight: float = 1e-4
+    attack: AttackConfig = AttackConfig(iterations=300, priors=(("tv", 1e-4),))
     igsa_samples: int = 32
     igsa_radius: float = 1e-3
     bn_mode: str = "eval"
@@ -109,8 +103,7 @@ class RoundEvaluation:
         for i in range(len(images)):
             update = client_update(model, images[i:i + 1], labels[i:i + 1], lr=self.training.lr,
                                    bn_mode=self.bn_mode, seed=self.seed, device=device)
-            rec = invert(model, update, labels=labels[i:i + 1], iterations=self.attack_iterations,
-                         lr=self.attack_lr, priors={"tv": self.tv_weight}, seed=self.seed + i, device=device)
+            rec = invert(model, update, self.attack, labels=labels[i:i + 1], seed=self.seed + i, device=device)
             reconstructions.append(rec.images)
         reconstruction = torch.cat(reconstructions)
         result = dict(reconstruction_scores(reconstruction, images), accuracy=accuracy,
@@ -132,22 +125,18 @@ def _accuracy(model, data, device, batch_size: int = 500) -> float:
     return correct / len(data)
 
 
-def stage_experiments(settings: Profile, device: str = "cpu", seed: int = 0) -> list[RoundEvaluation]:
-    """One ``RoundEvaluation`` per model of the profile and round 0 … ``stages_rounds``, model by model."""
+def stage_experiments(settings: TrainingStageSizes, device: str = "cpu", seed: int = 0) -> list[RoundEvaluation]:
+    """One ``RoundEvaluation`` per model of the section and round 0 … ``rounds``, model by model."""
     experiments = []
-    for name, options in settings.stages_models:
-        training = FedAvgTraining(dataset=settings.stages_data, image_size=settings.stages_image_size,
-                                  model=name, model_options=tuple(options),
-                                  model_seed=seed, clients=settings.stages_clients,
-                                  samples_per_client=settings.stages_samples_per_client,
-                                  batch_size=settings.stages_batch_size, epochs=settings.stages_epochs,
-                                  lr=settings.stages_lr, seed=seed, device=device)
-        experiments += [RoundEvaluation(training=training, round=t, victims=settings.stages_victims,
-                                        attack_iterations=settings.stages_attack_iterations,
-                                        tv_weight=settings.tv_weight, igsa_samples=settings.stages_igsa_samples,
-                                        igsa_radius=settings.stages_igsa_radius, bn_mode=settings.stages_bn_mode,
-                                        seed=seed)
-                        for t in range(settings.stages_rounds + 1)]
+    for name, options in settings.models:
+        training = FedAvgTraining(dataset=settings.data, image_size=settings.image_size, model=name,
+                                  model_options=tuple(options), model_seed=seed, clients=settings.clients,
+                                  samples_per_client=settings.samples_per_client, batch_size=settings.batch_size,
+                                  epochs=settings.epochs, lr=settings.lr, seed=seed, device=device)
+        experiments += [RoundEvaluation(training=training, round=t, victims=settings.victims, attack=settings.gia_o,
+                                        igsa_samples=settings.igsa_samples, igsa_radius=settings.igsa_radius,
+                                        bn_mode=settings.bn_mode, seed=seed)
+                        for t in range(settings.rounds + 1)]
     return experiments
 
 
@@ -299,16 +288,17 @@ def figure(frame: pd.DataFrame, window: int, victims: pd.DataFrame | None = None
     return fig
 
 
-def paper_setup_table(settings: Profile) -> pd.DataFrame:
-    """The paper's setup (Appx B.II) beside this profile's."""
+def paper_setup_table(settings: TrainingStageSizes, profile: str) -> pd.DataFrame:
+    """The paper's setup (Appx B.II) beside the section's sizes at ``profile``."""
+    priors = " + ".join(f"{name.upper()} {weight:g}" for name, weight in settings.gia_o.priors)
     ours = {
-        "models": ", ".join(f"{m} ({', '.join(f'{k}={v}' for k, v in o) or 'full'})" for m, o in settings.stages_models),
-        "data": f"{settings.stages_data} at {settings.stages_image_size}²", "clients": settings.stages_clients,
-        "rounds": settings.stages_rounds,
-        "batch size": settings.stages_batch_size, "learning rate": settings.stages_lr,
-        "local epochs": settings.stages_epochs, "victim samples per round": settings.stages_victims,
-        "IGSA K": settings.stages_igsa_samples, "IGSA r": settings.stages_igsa_radius,
-        "window (rounds averaged in Fig. 7)": settings.stages_window,
-        "attack": f"GIA-O, cosine + TV {settings.tv_weight}, {settings.stages_attack_iterations} iterations",
+        "models": ", ".join(f"{m} ({', '.join(f'{k}={v}' for k, v in o) or 'full'})" for m, o in settings.models),
+        "data": f"{settings.data} at {settings.image_size}²", "clients": settings.clients,
+        "rounds": settings.rounds, "batch size": settings.batch_size, "learning rate": settings.lr,
+        "local epochs": settings.epochs, "victim samples per round": settings.victims,
+        "IGSA K": settings.igsa_samples, "IGSA r": settings.igsa_radius,
+        "window (rounds averaged in Fig. 7)": settings.window,
+        "attack": f"GIA-O, {settings.gia_o.objective}{' + ' + priors if priors else ''}, "
+                  f"{settings.gia_o.iterations} iterations",
     }
-    return pd.DataFrame({"paper": pd.Series(PAPER_SETUP), f"ours ({settings.name})": pd.Series(ours)}).astype(str)
+    return pd.DataFrame({"paper": pd.Series(PAPER_SETUP), f"ours ({profile})": pd.Series(ours)}).astype(str)
