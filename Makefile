@@ -9,7 +9,7 @@ DEVICE  ?= cpu
 NB      ?=
 BUILD   ?= build
 
-.PHONY: install test bench book run clean
+.PHONY: install test bench book run publish pages clean
 
 # The virtual environment with the package, its pinned dependencies and the book tools. pip takes
 # torch/torchvision from this machine's wheel store (see README). Re-runs when pyproject changes.
@@ -42,6 +42,15 @@ book: install
 run: install
 	@test -n "$(NB)" || { echo "usage: make run NB=01 [PROFILE=cpu] [DEVICE=cpu]"; exit 2; }
 	$(PY) -m giasok.book run --profile $(PROFILE) --device $(DEVICE) --build $(BUILD) $(NB)
+
+# The built book as one archive that works offline (build/giasok-book.zip): run `make book` first.
+publish: $(STAMP)
+	$(PY) -m giasok.book publish --build $(BUILD)
+
+# GitHub Pages, as Jupyter Book documents it: push the built HTML to the gh-pages branch (needs a network
+# and a remote named origin).
+pages: publish
+	$(VENV)/bin/ghp-import --no-jekyll --push --force $(BUILD)/_build/html
 
 clean:
 	rm -rf $(VENV) node_modules results $(BUILD) .pytest_cache .import_linter_cache

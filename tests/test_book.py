@@ -66,8 +66,13 @@ def test_book_built_without_warnings_and_with_a_scorecard(built_book):
     assert "smoke" in intro  # the intro says which profile built this copy
     page = (html / "notebooks" / "01_training_setup.html").read_text()
     assert "injected-parameters" not in page and "Parameters (papermill)" not in page
-    for name in ("_static/require.js", "_static/html-manager/embed-amd.js", "_static/widgets-offline.js"):
+    for name in book.OFFLINE_ASSETS:
         assert (html / name).exists()
+
+
+def test_publish_refuses_a_missing_build(tmp_path):
+    with pytest.raises(SystemExit, match="make book"):
+        book.publish(tmp_path)
 
 
 def test_a_bad_parameter_fails_in_the_first_cell(tmp_path):
@@ -92,7 +97,12 @@ def browser_page(built_book):
         pytest.skip("no Chromium on this machine: install Debian's 'chromium' to run the browser test")
     from playwright.sync_api import sync_playwright
 
-    html = built_book[0].parent
+    # the browser opens the published archive's copy, unpacked elsewhere: what a reader without a network gets
+    archive = book.publish(BUILD, archive=BUILD / "giasok-book.zip")
+    unpacked = BUILD / "unpacked"
+    shutil.rmtree(unpacked, ignore_errors=True)
+    shutil.unpack_archive(archive, unpacked)
+    html = unpacked / "giasok-book"
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
@@ -196,4 +206,39 @@ def test_round_slider_and_model_toggle_of_section_5_1(browser_page):
     page.locator(".widget-toggle-button", has_text="lenet").first.click()
     _visible_caption_starting(page, "round = 1 · lenet")
     page.screenshot(path=str(BUILD / "screenshot-04-igsa-stages.png"), full_page=True)
+    assert outside == []
+
+
+def test_every_chapter_states_its_provenance_and_keeps_whole_statements(browser_page, built_book):
+    import subprocess
+
+    import torch
+
+    from giasok import training_stage as st
+
+    page, base, outside = browser_page
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    for chapter in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        page.goto(base + f"notebooks/{chapter.stem}.html")
+        block = page.locator("div.giasok-provenance")
+        block.wait_for(timeout=30000)
+        text = block.inner_text()
+        for expected in (f"commit {commit}", f"torch {torch.__version__}", "profile", "smoke", "wall time",
+                         "computed", "loaded from the cache", "device"):
+            assert expected in text, (chapter.name, expected, text)
+    # a paper statement sits whole in a table cell (wrapped, not cut with "…")
+    page.goto(base + "notebooks/04_training_stage.html")
+    statement = st.PAPER_FINDINGS["early vs late"]
+    cells = page.locator("td", has_text=statement)
+    cells.first.wait_for(timeout=30000)
+    assert statement in cells.first.inner_text()
+    assert page.evaluate("(s) => [...document.querySelectorAll('td')].some(td => td.innerText.trim() === s"
+                         " && getComputedStyle(td).whiteSpace === 'normal')", statement)
+    page.screenshot(path=str(BUILD / "screenshot-04-statements.png"), full_page=True)
+    # the claims records carry the same provenance, and the scorecard prints it
+    record = json.loads((built_book[1] / "claims" / "smoke" / "5.1.json").read_text())
+    assert record["provenance"]["commit"] == commit and record["provenance"]["results_computed"] > 0
+    page.goto(base + "intro.html")
+    assert f"commit {commit}" in page.locator("section#scorecard").inner_text()
     assert outside == []

@@ -1,9 +1,20 @@
-"""Atomic file writes shared by the data cache, the result cache, the generator cache and the claims."""
+"""File helpers shared by the data cache, the result cache, the generator cache and the claims: atomic writes,
+and setting a damaged cache file aside."""
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import time
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
+
+# What reading a damaged (truncated, overwritten, half-copied) JSON, npz or torch file raises. A file that
+# raises one of these is damaged, not merely absent: the caches set it aside and recompute it.
+UNREADABLE = (OSError, EOFError, ValueError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError,
+              zipfile.BadZipFile, zlib.error)
 
 
 def atomic_write(path: Path, write) -> Path:
@@ -23,3 +34,34 @@ def atomic_write(path: Path, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def describe(error: BaseException) -> str:
+    """``Type: first line of the message``: torch's load errors run to several paragraphs."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def set_aside(path: Path, reason: str, *, siblings=()) -> Path:
+    """Rename the damaged cache file ``path`` (and those of ``siblings`` that exist, the other files of the same
+    entry) to ``<name>.damaged-<UTC time>``, warn naming it and ``reason``, and return its new path.
+
+    A damaged cache entry is recomputed rather than crashing every later run, but it is kept, not deleted:
+    its bytes may show what went wrong (a full disk, an interrupted copy), and nothing is ever lost to a
+    misdiagnosis.
+    """
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    suffix, n = f".damaged-{stamp}", 1
+    while any(Path(f"{p}{suffix}").exists() for p in (path, *siblings)):  # set aside twice in one second
+        suffix, n = f".damaged-{stamp}-{n}", n + 1
+    target = Path(f"{path}{suffix}")
+    os.replace(path, target)
+    for sibling in siblings:
+        try:
+            os.replace(sibling, f"{sibling}{suffix}")
+        except FileNotFoundError:
+            pass
+    warnings.warn(f"damaged cache file {path} ({reason}); kept as {target.name}, recomputing it",
+                  RuntimeWarning, stacklevel=3)
+    return target

@@ -2,8 +2,10 @@
 
 ``build_book`` (``python -m giasok.book build``, what ``make book`` runs) executes the notebooks with
 papermill, stages them with ``book/``, the intro's scorecard (``giasok.claims``) and the offline JavaScript,
-and builds the HTML with Jupyter Book; ``python -m giasok.book run 01`` executes one section. What the
-notebooks display lives in ``giasok.notebook``.
+and builds the HTML with Jupyter Book; ``python -m giasok.book run 01`` executes one section;
+``python -m giasok.book publish`` (``make publish``) packs the built HTML, with its offline JavaScript, into
+one archive that opens on a machine without a network. What the notebooks display lives in
+``giasok.notebook``.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from .claims import scorecard_markdown
 
-__all__ = ["build_book", "execute", "notebook_paths", "prepare_executed"]
+__all__ = ["build_book", "execute", "notebook_paths", "prepare_executed", "publish", "OFFLINE_ASSETS"]
 
 
 # -- building the book: used by the Makefile and the tests -------------------------------------------------
@@ -92,6 +94,7 @@ def build_book(*, profile: str, device: str, build: Path, selector: str | None =
                     ignore=shutil.ignore_patterns("*.map"))
     shutil.copy(modules / "requirejs" / "require.js", static / "require.js")
     shutil.move(stage / "widgets-offline.js", static / "widgets-offline.js")
+    shutil.move(stage / "giasok.css", static / "giasok.css")
     shutil.copytree(modules / "mathjax" / "es5", static / "mathjax")
     (stage / "scorecard.md").write_text(f"This copy was built with profile **`{profile}`**.\n\n"
                                         + scorecard_markdown(profile))
@@ -105,6 +108,36 @@ def build_book(*, profile: str, device: str, build: Path, selector: str | None =
     return index
 
 
+# what a built book needs from _static to work without a network (widgets, their fonts, maths)
+OFFLINE_ASSETS = ("_static/require.js", "_static/widgets-offline.js", "_static/html-manager/embed-amd.js",
+                  "_static/mathjax/tex-chtml.js", "_static/giasok.css")
+
+
+def publish(build: Path, *, archive: Path | None = None) -> Path:
+    """Pack the built book (``build/_build/html``) into a zip archive with one folder, ``giasok-book/``, that
+    holds every page and the offline JavaScript: unpacked anywhere and served (``python -m http.server``) or
+    opened, it needs no network. Returns the archive (default ``build/giasok-book.zip``). GitHub Pages is the
+    other route: ``make pages`` pushes the same folder with ``ghp-import``, as Jupyter Book documents."""
+    import shutil
+
+    html = Path(build) / "_build" / "html"
+    if not (html / "index.html").exists():
+        raise SystemExit(f"no built book in {html}: run `make book` (or `make book PROFILE=smoke`) first")
+    missing = [name for name in OFFLINE_ASSETS if not (html / name).exists()]
+    if missing:
+        raise SystemExit(f"the built book lacks its offline assets {missing}: rebuild it with `make book`")
+    archive = Path(archive) if archive else Path(build) / "giasok-book.zip"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    staging = archive.parent / ".publish"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(html, staging / "giasok-book", ignore=shutil.ignore_patterns(".buildinfo", ".doctrees"))
+    made = shutil.make_archive(str(archive.with_suffix("")) + ".tmp", "zip", root_dir=staging, base_dir="giasok-book")
+    Path(made).replace(archive)  # atomic: a half-written archive never carries the final name
+    shutil.rmtree(staging, ignore_errors=True)
+    print(f"published: {archive.resolve()} ({archive.stat().st_size / 1e6:.1f} MB)")
+    return archive
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m giasok.book")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,11 +148,16 @@ def main(argv=None):
         cmd.add_argument("--device", default="cpu")
         cmd.add_argument("--build", type=Path, default=ROOT / "build")
         cmd.add_argument("selector", nargs="?" if name == "build" else None, help="notebook prefix, e.g. 01")
+    pub = sub.add_parser("publish", help="pack the built book into one offline archive")
+    pub.add_argument("--build", type=Path, default=ROOT / "build")
+    pub.add_argument("--archive", type=Path, default=None)
     prep = sub.add_parser("prepare", help="hide parameter cells of executed notebooks")
     prep.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
     if args.command == "build":
         build_book(profile=args.profile, device=args.device, build=args.build, selector=args.selector)
+    elif args.command == "publish":
+        publish(args.build, archive=args.archive)
     elif args.command == "run":
         for notebook in notebook_paths(args.selector):
             execute(notebook, args.build / "executed" / args.profile / notebook.name,

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from . import paths
+from . import paths, provenance
 from ._io import atomic_write
 from .metrics import TAU_PSNR
 
@@ -240,14 +240,15 @@ def claims_dir() -> Path:
 
 def record_claims(section: str, profile: str, claims: list[Claim], *, overrides: dict | None = None,
                   root: str | os.PathLike | None = None):
-    """Store a section's claims (with the parameters that overrode the profile) for the scorecard, glue them
-    into the book, and return them as a styled table."""
+    """Store a section's claims (with the parameters that overrode the profile and the provenance of the numbers,
+    ``giasok.provenance.collect``) for the scorecard, glue them into the book, and return them as a styled
+    table."""
     import pandas as pd
 
     folder = Path(root) if root else claims_dir()
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     payload = {"section": section, "profile": profile, "overrides": {k: repr(v) for k, v in overrides.items()},
-               "rule": RULE, "claims": [dataclasses.asdict(c) for c in claims]}
+               "rule": RULE, "claims": [dataclasses.asdict(c) for c in claims], "provenance": provenance.collect()}
     atomic_write(folder / profile / f"{section}.json", lambda f: f.write(json.dumps(payload, indent=1).encode()))
     table = pd.DataFrame([dataclasses.asdict(c) for c in claims])
     table["result"] = np.where(table["passed"], "PASS", "FAIL")
@@ -286,6 +287,11 @@ def scorecard_markdown(profile: str, *, root: str | os.PathLike | None = None) -
     changed = [f"§{r['section']}: " + ", ".join(f"`{k}={v}`" for k, v in r["overrides"].items())
                for r in records if r.get("overrides")]
     lines += ["Parameters overridden on the command line: " + ("; ".join(changed) if changed else "none") + ".", ""]
+    lines += ["Where each section's numbers came from:", ""]
+    lines += [f"- §{r['section']}: " + (provenance.summary(r["provenance"]) if r.get("provenance")
+                                         else "not recorded (a record from before provenance was kept)")
+              for r in records]
+    lines += [""]
     lines += ["| section | claim | result | ours | paper |", "|---|---|---|---|---|"]
     for record in records:
         for c in record["claims"]:

@@ -9,6 +9,8 @@ its own DCGAN and caches it:
   trained with the standard recipe (Adam 2e-4, β₁ = 0.5, non-saturating BCE loss) and stored in
   ``giasok.paths.generators_dir()`` (``data/generators/``) by a hash of its full configuration and of
   ``giasok.paths.CACHE_VERSION``; a second call with the same configuration loads it instead of retraining.
+  A cached file that cannot be loaded is set aside (renamed ``….damaged-<UTC time>``, with a warning) and
+  the generator retrained.
   Its output is in [0, 1], like every image in this library.
   ``train_dcgan(..., seed=k)`` (``DCGANConfig.seed``) trains another generator of the same recipe; the seed
   is part of the configuration and so of the cache name.
@@ -50,7 +52,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import paths
-from ._io import atomic_write
+from ._io import UNREADABLE, atomic_write, describe, set_aside
 
 __all__ = ["DCGANConfig", "DCGANGenerator", "train_dcgan", "sample_figure", "load_biggan", "biggan_prior", "BigGANPrior",
            "GeneratorUnavailable"]
@@ -148,10 +150,9 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
     # The modules' constructors draw their default initialisation from the global RNG: fork it, so that
     # neither building nor training a generator moves the caller's random stream.
     with torch.random.fork_rng(devices=[]):
-        generator = DCGANGenerator(resolution, config.latent_dim, config.width)
-        if path.exists():
-            generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        else:
+        generator = _load_generator(path, config)
+        if generator is None:
+            generator = DCGANGenerator(resolution, config.latent_dim, config.width)
             data = load_dataset(dataset, "train", root=root, download=True,  # CIFAR where a network exists
                                 **image_size_option(dataset, resolution))
             images = _resized_stack(data, resolution)
@@ -162,6 +163,26 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
             atomic_write(path, lambda f: torch.save(generator.state_dict(), f))
     generator.config = config
     return generator.to(device).eval()
+
+
+def _load_generator(path: Path, config: DCGANConfig) -> DCGANGenerator | None:
+    """The generator cached at ``path``, or ``None`` when there is none to load.
+
+    A file that ``torch.load`` cannot read, or weights that do not fit the generator, are set aside (kept,
+    renamed) with a warning and ``None`` is returned, so that the caller retrains instead of failing on a
+    damaged cache in every later run.
+    """
+    if not path.exists():
+        return None
+    generator = DCGANGenerator(config.resolution, config.latent_dim, config.width)
+    try:
+        generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except PermissionError:
+        raise  # a file we may not read is not a damaged one
+    except UNREADABLE as error:
+        set_aside(path, f"unreadable DCGAN generator, {describe(error)}")
+        return None
+    return generator
 
 
 def _resized_stack(data, resolution):

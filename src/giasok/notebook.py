@@ -13,10 +13,11 @@ import io
 
 import numpy as np
 
+from . import provenance
 from .attacks import AttackConfig
-from .profiles import check_device, get_profile, section_settings
+from .profiles import check_device, get_profile, override_names, section_settings
 
-__all__ = ["configure", "mean_spread", "reconstruction_grid", "reconstruction_explorer", "png_bytes",
+__all__ = ["configure", "section_overrides", "show_provenance", "mean_spread", "reconstruction_grid", "reconstruction_explorer", "png_bytes",
            "explorer_panels", "image_row"]
 
 
@@ -33,12 +34,17 @@ def configure(profile: str, device: str, seed: int, section: str | None = None, 
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     check_device(device)
     chosen = get_profile(profile, section, **knobs)
+    provenance.start_chapter(device)  # the chapter's clock and its tally of computed and cached results
     settings = None if section is None else section_settings(chosen, section)
     try:
         import pandas as pd
         from IPython.display import display
     except ImportError:  # outside IPython: nothing to show
         return settings
+    # readable tables in the notebook and the book: whole sentences (the paper's statements are never cut
+    # with "…"), numbers to three significant decimals
+    pd.set_option("display.max_colwidth", None)
+    pd.set_option("display.precision", 3)
     given = {k for k, v in knobs.items() if v is not None}
     rows = [("profile", profile, ""), ("device", device, ""), ("seed", seed, "")]
     for f in dataclasses.fields(settings) if settings is not None else ():
@@ -47,6 +53,21 @@ def configure(profile: str, device: str, seed: int, section: str | None = None, 
         rows.append((f.name, _describe(value), "override" if overridden else ""))
     display(pd.DataFrame(rows, columns=["setting", "value", ""]).astype(str).set_index("setting"))
     return settings
+
+
+def section_overrides(namespace: dict, section: str) -> dict:
+    """The papermill parameters in ``namespace`` (a notebook's ``globals()``) that set ``section``'s sizes: every
+    name ``get_profile`` accepts for it (its fields, ``<attack>_<setting>``) that is defined and not ``None``.
+    So a chapter takes any of its settings from the command line (``-p batch_sizes '[1,2]'``,
+    ``-p gia_l_generator_lr 1e-3``), not only those its parameters cell lists."""
+    return {name: namespace[name] for name in override_names(section) if namespace.get(name) is not None}
+
+
+def show_provenance(profile: str):
+    """The chapter's provenance (``giasok.provenance``) as a small table: the last output of every chapter."""
+    from IPython.display import HTML
+
+    return HTML(provenance.html_block(provenance.collect(), profile))
 
 
 def _describe(value) -> str:

@@ -42,13 +42,15 @@ loaded 2-core machine, so the seconds are upper bounds):
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import json
 from dataclasses import dataclass, field
 
 from .attacks import AttackConfig
 
 __all__ = ["Profile", "PROFILES", "SECTIONS", "TrainingSetupSizes", "DataDimensionSizes", "TrainingStageSizes",
-           "get_profile", "section_settings", "check_device"]
+           "get_profile", "section_settings", "override_names", "check_device"]
 
 
 def _positive_ints(name, value):
@@ -332,8 +334,12 @@ PROFILES = {
 }
 
 
+def override_names(section: str) -> list[str]:
+    """What a notebook may override in ``section``: its fields, and ``<attack>_<setting>`` for its attacks."""
+    return _override_names(section_settings(PROFILES["smoke"], section))
+
+
 def _override_names(sizes) -> list[str]:
-    """What a notebook may override in ``sizes``: its fields, and ``<attack>_<setting>`` for its attacks."""
     names = []
     for f in dataclasses.fields(sizes):
         value = getattr(sizes, f.name)
@@ -369,29 +375,58 @@ def get_profile(name: str, section: str | None = None, **overrides) -> Profile:
         raise ValueError(f"overrides {sorted(overrides)} need the section they apply to; sections: "
                          f"{', '.join(SECTIONS)}")
     checks = {f.name: f.metadata["check"] for f in dataclasses.fields(sizes)}
-    plain, attacks = {}, {}
+    changed = {}
     for key, value in overrides.items():
         attack = _attack_override(sizes, key)
         if key in checks and not isinstance(getattr(sizes, key), AttackConfig):
-            plain[key] = checks[key](key, value)
+            current = getattr(sizes, key)
+            changed[key] = _explained(key, current, lambda: checks[key](key, _from_text(key, value, current)))
         elif attack is not None:
-            attacks.setdefault(attack[0], {})[attack[1]] = (key, value)
+            config = changed.get(attack[0], getattr(sizes, attack[0]))
+            current = getattr(config, attack[1])
+            changed[attack[0]] = _explained(key, current, lambda: _tuples(config.with_(
+                **{attack[1]: _tuples(_from_text(key, value, current))})))
         else:
             raise ValueError(f"unknown {section} setting(s) [{key!r}]; available: {', '.join(_override_names(sizes))}")
-    for attack, changes in attacks.items():
-        try:
-            plain[attack] = getattr(sizes, attack).with_(**{k: _from_text(v) for k, (_, v) in changes.items()})
-        except (TypeError, ValueError) as error:
-            keys = ", ".join(key for key, _ in changes.values())
-            raise ValueError(f"{keys}: {error}") from error
-    return dataclasses.replace(profile, **{section: dataclasses.replace(sizes, **plain)})
+    return dataclasses.replace(profile, **{section: dataclasses.replace(sizes, **changed)})
 
 
-def _from_text(value):
-    """Lists from papermill/YAML become the tuples the dataclass stores (priors, generator options)."""
+def _from_text(key: str, value, current):
+    """A value as papermill's ``-p`` hands it over: text, unless it reads as a number or a boolean. Where the
+    setting is not text (a list, a number, pairs), the text is read as a Python/JSON literal — literals only
+    (``ast.literal_eval``), never code — so ``-p local_updates '[1,2,4]'`` is the list [1, 2, 4]."""
+    if not isinstance(value, str) or isinstance(current, str) or current is None:
+        return value
+    try:
+        return ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
+        raise ValueError(f"{key} got the text {value!r}, which does not read as a literal like "
+                         f"{_example(current)}") from error
+
+
+def _tuples(value):
+    """Lists (from papermill, YAML or literals) become the tuples the frozen dataclasses store."""
     if isinstance(value, list):
-        return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        return tuple(_tuples(v) for v in value)
     return value
+
+
+def _example(current) -> str:
+    """The preset's value as a parameter is written on a command line (JSON: lists, not tuples)."""
+    if isinstance(current, tuple):
+        return json.dumps(current)
+    return json.dumps(current) if not isinstance(current, str) else current
+
+
+def _explained(key: str, current, make):
+    """``make()``, or its ``ValueError`` with how to pass ``key`` correctly from the command line."""
+    try:
+        return make()
+    except (TypeError, ValueError) as error:
+        example, message = _example(current), str(error).rstrip(".")
+        message = message if message.startswith(key) else f"{key}: {message}"
+        raise ValueError(f"{message}. From the command line, e.g.: papermill <notebook> out.ipynb "
+                         f"-p {key} '{example}'  (or -y '{key}: {example}')") from None
 
 
 def section_settings(profile: Profile, section: str):

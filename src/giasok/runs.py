@@ -7,13 +7,17 @@ folder is ``giasok.paths.results_dir()``: ``$GIASOK_RESULTS``, default ``results
 ``<hash>.json`` (metrics and configuration), ``<hash>.npz`` (arrays) and, for attacks, ``<hash>.png`` (ground
 truth over reconstruction), each written atomically, and on a later call loads it instead of recomputing.
 ``run_grid(configs)`` runs many with a progress bar; interrupting it loses only the run in progress.
+A damaged entry (unreadable JSON or npz) is set aside, renamed ``<file>.damaged-<UTC time>``, with a warning,
+and recomputed. ``tally()`` counts the results ``run``/``run_grid`` computed and those they loaded since
+``reset_tally()``, for a chapter's "N results computed, M loaded from the cache".
 
 ``GiaExperiment`` is the unit the paper's tables are made of: draw a victim batch, build W_0, let the
 client train, attack its update, score the reconstruction.
 
 ``FedAvgTraining`` is a FedAvg run over rounds (§5.1): its global model after every round is a checkpoint
 in the cache (``results/FedAvgTraining/<hash>/round-0007.pt``), so asking for round t trains only the rounds
-not yet on disk, and an interrupted run resumes at the last finished round.
+not yet on disk, and an interrupted run resumes at the last finished round; an unreadable checkpoint is set
+aside and its round retrained from the latest readable one.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from . import metrics, paths
-from ._io import atomic_write
+from ._io import UNREADABLE, atomic_write, describe, set_aside
 from .attacks import AttackConfig, invert
 from .data import image_size_option, load_dataset, victim_batch
 from .fl import client_update, fedavg_rounds
@@ -42,7 +46,24 @@ from .paths import CACHE_VERSION  # re-exported: defined in giasok.paths, which 
 
 __all__ = ["CACHE_VERSION", "GiaExperiment", "FedAvgTraining", "run", "run_grid", "config_hash", "result_paths",
            "parallel_map", "cpu_threads", "reconstruction_scores", "with_generator_seed",
-           "default_workers"]
+           "default_workers", "tally", "reset_tally"]
+
+_TALLY = {"computed": 0, "loaded": 0}
+
+
+def tally() -> dict:
+    """``{"computed": n, "loaded": m}``: the results ``run`` and ``run_grid`` computed and loaded from the
+    cache since ``reset_tally()`` (or the import), in this process."""
+    return dict(_TALLY)
+
+
+def reset_tally() -> None:
+    """Start the counts of ``tally()`` from zero."""
+    _TALLY.update(computed=0, loaded=0)
+
+
+def _count(computed: bool) -> None:
+    _TALLY["computed" if computed else "loaded"] += 1
 
 
 def config_hash(config) -> str:
@@ -58,27 +79,61 @@ def result_paths(config, root: str | os.PathLike | None = None) -> dict:
 
 
 def run(config, *, root: str | os.PathLike | None = None) -> dict:
-    """The result of ``config``: loaded from the cache, or computed and stored.
+    """The result of ``config``: loaded from the cache, or computed and stored (also when the stored one is
+    damaged: it is set aside with a warning, see ``_load``). Counted in ``tally()``.
 
     Returns the metrics dict with ``"config"``, ``"hash"``, ``"arrays"`` (the npz contents) and ``"cached"``
     (whether it came from disk).
     """
+    result = _run(config, root)
+    _count(not result["cached"])
+    return result
+
+
+def _run(config, root=None) -> dict:
+    """``run`` without counting: ``run_grid`` counts itself (its workers' counts die with their processes)."""
     files = result_paths(config, root)
-    cached = files["json"].exists() and files["npz"].exists()
-    if cached:
-        result = json.loads(files["json"].read_text())
+    loaded = _load(files)
+    if loaded is not None:
+        return loaded
+    result, arrays = config.compute()
+    result = dict(result, config=dataclasses.asdict(config), hash=config_hash(config))
+    atomic_write(files["npz"], lambda f: np.savez_compressed(f, **arrays))
+    if "reconstruction" in arrays:
+        atomic_write(files["png"], lambda f: _save_grid(f, arrays["truth"], arrays["reconstruction"]))
+    # the JSON goes last: its presence marks a complete result
+    atomic_write(files["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
+    return dict(result, arrays=arrays, cached=False)
+
+
+def _load(files) -> dict | None:
+    """The stored result (as ``run`` returns it), or ``None`` when there is none to load.
+
+    A JSON that does not parse to a dict, or an npz whose arrays cannot all be read, is a damaged entry (a
+    full disk, an interrupted copy): its files are set aside (kept, renamed) with a warning and ``None`` is
+    returned, so that the caller recomputes it instead of failing on it in every later run.
+    """
+    if not (files["json"].exists() and files["npz"].exists()):
+        return None
+    siblings = [files[k] for k in ("json", "npz", "png")]
+    try:
+        result = json.loads(files["json"].read_text(encoding="utf-8"))
+        if not isinstance(result, dict):
+            raise ValueError(f"a JSON {type(result).__name__}, not an object")
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        set_aside(files["json"], f"unreadable result JSON, {describe(error)}",
+                  siblings=[p for p in siblings if p != files["json"]])
+        return None
+    try:
         with np.load(files["npz"]) as stored:
-            arrays = dict(stored)
-        result = _refresh(result, arrays, files)
-    else:
-        result, arrays = config.compute()
-        result = dict(result, config=dataclasses.asdict(config), hash=config_hash(config))
-        atomic_write(files["npz"], lambda f: np.savez_compressed(f, **arrays))
-        if "reconstruction" in arrays:
-            atomic_write(files["png"], lambda f: _save_grid(f, arrays["truth"], arrays["reconstruction"]))
-        # the JSON goes last: its presence marks a complete result
-        atomic_write(files["json"], lambda f: f.write(json.dumps(result, indent=1, default=_jsonable).encode()))
-    return dict(result, arrays=arrays, cached=cached)
+            arrays = {name: stored[name] for name in stored.files}  # reads (and so checks) every array
+    except PermissionError:
+        raise  # a file we may not read is not a damaged one
+    except UNREADABLE as error:
+        set_aside(files["npz"], f"unreadable result arrays, {describe(error)}",
+                  siblings=[p for p in siblings if p != files["npz"]])
+        return None
+    return dict(_refresh(result, arrays, files), arrays=arrays, cached=True)
 
 
 def _refresh(result, arrays, files):
@@ -102,32 +157,39 @@ def run_grid(configs, *, progress: bool = True, root: str | os.PathLike | None =
     """Run every configuration (cached ones are loaded), in order, with a progress bar.
 
     Each result is on disk as soon as it is finished, so an interrupted grid resumes where it stopped.
-    ``workers > 1`` computes the missing results in that many processes first (see ``parallel_map``).
+    ``workers > 1`` first loads what is cached (setting damaged entries aside), then computes the missing
+    results in that many processes (see ``parallel_map``). ``tally()`` counts those as computed, not as
+    loaded, though the main process reads them from disk.
     """
     configs = list(configs)
+    loaded, fresh = {}, set()
     if workers > 1:
-        missing = [c for c in configs if not _is_cached(c, root)]
+        for i, config in enumerate(configs):
+            result = _load(result_paths(config, root))
+            if result is not None:
+                loaded[i] = result
+        missing = {config_hash(c): c for i, c in enumerate(configs) if i not in loaded}  # each one once
         if missing:
-            parallel_map(functools.partial(_compute, root=root), missing, workers=workers, progress=progress,
-                         desc=f"{desc} ({workers} workers)")
+            parallel_map(functools.partial(_compute, root=root), list(missing.values()), workers=workers,
+                         progress=progress, desc=f"{desc} ({workers} workers)")
+        fresh = set(missing)
     results = []
     bar = tqdm(configs, desc=desc, disable=not progress, unit="run")
     computed = 0
-    for config in bar:
-        result = run(config, root=root)
-        computed += not result["cached"]
+    for i, config in enumerate(bar):
+        result = loaded.pop(i) if i in loaded else _run(config, root)
+        key = config_hash(config)
+        new = not result["cached"] or key in fresh  # a worker's result counts once, as computed
+        fresh.discard(key)
+        _count(new)
+        computed += new
         results.append(result)
         bar.set_postfix(computed=computed, cached=len(results) - computed)
     return results
 
 
-def _is_cached(config, root) -> bool:
-    files = result_paths(config, root)
-    return files["json"].exists() and files["npz"].exists()
-
-
 def _compute(config, root=None) -> str:
-    return run(config, root=root)["hash"]  # only the hash travels back; the result is on disk
+    return _run(config, root=root)["hash"]  # only the hash travels back; the result is on disk
 
 
 def _single_threaded_worker():
@@ -394,14 +456,27 @@ class FedAvgTraining:
         return max([t for t in range(1, up_to + 1) if self.checkpoint_path(t, root).exists()], default=0)
 
     def global_model(self, round_: int, *, progress: bool = True, root: str | os.PathLike | None = None):
-        """The global model after ``round_`` rounds (0 = the initial model), training only the missing rounds."""
+        """The global model after ``round_`` rounds (0 = the initial model), training only the missing rounds.
+
+        An unreadable checkpoint (truncated, overwritten) is set aside with a warning and its rounds are
+        retrained from the latest readable one: the same model, since each round is determined by the
+        configuration and its round number.
+        """
         if not isinstance(round_, int) or round_ < 0:
             raise ValueError(f"round must be a non-negative integer, got {round_!r}")
         start = self.last_checkpoint(round_, root)
         model = self.initial_model()
-        if start:
-            state = torch.load(self.checkpoint_path(start, root), map_location="cpu", weights_only=True)
-            model.load_state_dict(state["model"])
+        while start:
+            path = self.checkpoint_path(start, root)
+            try:
+                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+                break
+            except PermissionError:
+                raise  # a file we may not read is not a damaged one
+            except UNREADABLE as error:
+                set_aside(path, f"unreadable FedAvg checkpoint, {describe(error)}")
+                model = self.initial_model()  # a failed load_state_dict may have copied some tensors
+                start = self.last_checkpoint(start - 1, root)
         if start == round_:
             return model
         rounds = fedavg_rounds(model, self.client_data(), rounds=round_, lr=self.lr, epochs=self.epochs,
