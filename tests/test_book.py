@@ -54,7 +54,7 @@ def test_book_built_without_warnings_and_with_a_scorecard(built_book):
     html = index.parent
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):  # every section is a chapter of the book
         assert (html / "notebooks" / f"{notebook.stem}.html").exists(), f"{notebook.name} is not in book/_toc.yml"
-    for section in ("4.1", "4.2.1", "5.1"):  # every section with an insight recorded its claims
+    for section in ("4.1", "4.2.1", "5.1", "6"):  # every section with an insight recorded its claims
         assert json.loads((results / "claims" / "smoke" / f"{section}.json").read_text())["claims"], section
     record = json.loads((results / "claims" / "smoke" / "4.1.json").read_text())
     claims = record["claims"]
@@ -241,4 +241,21 @@ def test_every_chapter_states_its_provenance_and_keeps_whole_statements(browser_
     assert record["provenance"]["commit"] == commit and record["provenance"]["results_computed"] > 0
     page.goto(base + "intro.html")
     assert f"commit {commit}" in page.locator("section#scorecard").inner_text()
+    assert outside == []
+
+
+def test_defence_slider_and_toggle_of_section_6(browser_page):
+    page, base, outside = browser_page
+    page.goto(base + "notebooks/06_post_processing.html")
+    handle = page.locator(".widget-slider .noUi-handle").first
+    handle.wait_for(timeout=30000)
+    first = _visible_caption_starting(page, "level = 0 · Q · GIA-O", timeout=30000)
+    assert "none" in first and "accuracy" in first and "PSNR" in first
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    assert "Q 2" in _visible_caption_starting(page, "level = 1 · Q · GIA-O")
+    page.locator(".widget-toggle-button", has_text="S · ROG").first.click()
+    assert "S 0.6" in _visible_caption_starting(page, "level = 1 · S · ROG")
+    page.screenshot(path=str(BUILD / "screenshot-06-post-processing.png"), full_page=True)
     assert outside == []

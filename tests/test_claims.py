@@ -119,3 +119,22 @@ def test_claims_record_their_evidence_and_the_scorecard_shows_rule_and_overrides
     card = claims.scorecard_markdown("smoke", root=tmp_path)
     assert "**FAIL**" in card and "`local_updates=[1, 2]`" in card and "α = 0.05" in card
     assert "quality rises" in claims.reading([claim, failing], "smoke")
+
+
+def test_below_is_the_converse_of_at_least_and_fails_on_a_leak():
+    from giasok.claims import below
+
+    assert below([12.0, 14.0, 15.0], 18.0).holds          # every victim well below τ1: the defence stops it
+    assert not below([20.0, 25.0, 22.0], 18.0).holds      # the attack still leaks: contradicting numbers FAIL
+    assert not below([18.0, 18.0], 18.0).holds            # the threshold itself is a leak (mean ≥ τ1)
+    assert not below([], 18.0).holds
+
+
+def test_most_needs_more_than_half():
+    from giasok.claims import at_least, most
+
+    leak, no_leak = at_least([20.0], 18.0), at_least([10.0], 18.0)
+    assert most({"a": leak, "b": leak, "c": no_leak}).holds
+    assert not most({"a": leak, "b": no_leak}).holds      # half is not most
+    assert not most({"a": no_leak, "b": no_leak, "c": leak}).holds
+    assert not most({}).holds

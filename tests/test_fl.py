@@ -115,3 +115,60 @@ def test_fedavg_training_refuses_impossible_splits():
         FedAvgTraining(samples_per_client=8, batch_size=16)
     with pytest.raises(ValueError, match="exceeds"):
         FedAvgTraining(clients=20, samples_per_client=400).client_data()
+
+
+def _old_fedavg_round(global_model, clients, *, lr, batch_size, seed):
+    """fedavg_round as it was before participation and defences: every client, seeds seed + k, N-weighted."""
+    updates = [client_update(global_model, x, y, lr=lr, batch_size=batch_size, seed=seed + k)
+               for k, (x, y) in enumerate(clients)]
+    total = sum(u.num_samples for u in updates)
+    delta = {name: sum(u.delta[name] * (u.num_samples / total) for u in updates) for name in updates[0].delta}
+    buffers = {name: sum(u.buffers[name] * (u.num_samples / total) for u in updates) if first.is_floating_point()
+               else first for name, first in updates[0].buffers.items()}
+    return apply_update(global_model, delta, buffers)
+
+
+def test_fedavg_defaults_reproduce_the_old_rounds_bit_for_bit():
+    from giasok.fl import fedavg_rounds
+
+    model = build_model("convnet", 10, seed=0, width=4, batch_norm=True, dropout=0.5)
+    clients = [_data(4, seed=1), _data(6, seed=2), _data(2, seed=3)]
+    old = model
+    for t in (1, 2):
+        old = _old_fedavg_round(old, clients, lr=0.1, batch_size=2, seed=5 * 1_000_003 + t * len(clients))
+    for new in (dict(fedavg_rounds(model, clients, rounds=2, lr=0.1, batch_size=2, seed=5))[2],
+                dict(fedavg_rounds(model, clients, rounds=2, lr=0.1, batch_size=2, seed=5, defense=None,
+                                   participation=1.0))[2]):
+        for (name, a), b in zip(old.state_dict().items(), new.state_dict().values()):
+            assert torch.equal(a, b), name
+
+
+def test_sample_clients_draws_the_share_deterministically():
+    from giasok.fl import sample_clients
+
+    chosen = sample_clients(100, 0.1, seed=7)
+    assert len(chosen) == 10 == len(set(chosen)) and list(chosen) == sorted(chosen) and max(chosen) < 100
+    assert sample_clients(100, 0.1, seed=7) == chosen and sample_clients(100, 0.1, seed=8) != chosen
+    assert sample_clients(5, 0.01, seed=0) != () and len(sample_clients(5, 0.01, seed=0)) == 1  # at least one
+    assert sample_clients(4, 1.0, seed=3) == (0, 1, 2, 3)
+    for bad in (0, 1.5, -0.1, True, "half"):
+        with pytest.raises(ValueError, match=r"participation must be a fraction in \(0, 1\]"):
+            sample_clients(4, bad, seed=0)
+
+
+def test_partial_participation_averages_the_sampled_clients_by_their_n():
+    from giasok.fl import sample_clients
+
+    model = build_model("convnet", 10, seed=0, width=4)
+    clients = [_data(2 * (k + 1), seed=k) for k in range(4)]  # N = 2, 4, 6, 8
+    new, updates = fedavg_round(model, clients, lr=0.1, batch_size=2, seed=21, participation=0.5)
+    chosen = sample_clients(4, 0.5, seed=21)
+    assert [u.num_samples for u in updates] == [2 * (k + 1) for k in chosen]
+    total = sum(u.num_samples for u in updates)
+    for name, p in new.named_parameters():
+        expected = dict(model.named_parameters())[name] + sum(u.delta[name] * u.num_samples / total for u in updates)
+        assert torch.allclose(p, expected, atol=1e-6)
+    # client k trains with seed + k whether or not the others take part: its update equals a solo round's
+    k = chosen[0]
+    alone = client_update(model, *clients[k], lr=0.1, batch_size=2, seed=21 + k)
+    assert all(torch.equal(alone.delta[n], updates[0].delta[n]) for n in alone.delta)

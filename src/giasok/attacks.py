@@ -25,6 +25,23 @@ stage 2 gives every image its own copy θ_i of the generator's parameters, x̂_i
 from the trained θ and optimised jointly against the batch's matching loss: each image may leave the
 generator's range in its own direction instead of all N sharing one fine-tuned θ (``per_image_generators``).
 
+ROG (``method="rog"``; Yue et al., USENIX Security 2023, the third attack of the paper's §6) attacks obfuscated
+(quantised, sparsified, clipped, noised) updates. It optimises a low-resolution image x_low, ``downsample`` times
+smaller than the client's images, whose interpolation up(x_low) to full size is what the model sees:
+
+    x_low* = argmin Dist(ΔŴ(up(x_low)), ΔW) + Σ_k α_k R_k(up(x_low)),    result = restorer(up(x_low*))
+
+Fewer unknowns than pixels make the matching robust to the update's distortion; a learned post-processing network
+(ROG: a pre-trained USRNet super-resolution network; here ``giasok.restoration``) then restores the detail the low
+resolution cannot hold. ROG's choices, from its code (github.com/KAI-YUE/rog): factor 4 (``src/attack/attacker.py``,
+``self.sf = 4``; ``utils/config.yaml``, ``sf: 4``), bicubic interpolation (``attacker.py``, ``F.interpolate(...,
+scale_factor=self.sf, mode='bicubic')``), the squared-L2 distance of the updates (``attacker.py``, ``grad_diff``;
+``objective="l2"`` here), plain Adam on x_low initialised uniformly in [0, 1) with cosine annealing of the learning
+rate to a tenth over the whole run (``attacker.py``, ``CosineAnnealingLR(T_max=T_max, eta_min=0.1*eta)``, stepped
+from the second iteration on), at lr 0.05 for 100 iterations (``utils/config.yaml``, ``rog_lr``, ``T_max``), and
+for FedAvg the client's τ local steps unrolled (``attacker.py``, ``multistep_attack``; ``known_training_config``
+here). ``ROG_RECIPE`` is that configuration.
+
 Every setting of an attack is one field of the frozen ``AttackConfig``, with one name at every layer: a
 profile holds the configurations of its sections' attacks, an experiment (``giasok.runs.GiaExperiment``)
 carries one unchanged, and ``invert(model, update, config)`` runs it. ``invert``'s keyword form
@@ -50,20 +67,23 @@ from .fl import ClientUpdate
 from .priors import PRIORS, PriorContext
 
 __all__ = ["AttackConfig", "Reconstruction", "invert", "infer_labels", "simulated_update", "matching_loss", "per_image_generators",
-           "OBJECTIVES", "METHODS"]
+           "upsample", "downsample", "OBJECTIVES", "METHODS", "INTERPOLATIONS", "ROG_RECIPE"]
 
-METHODS = ("gia-o", "gia-l")
+METHODS = ("gia-o", "gia-l", "rog")
+INTERPOLATIONS = ("bicubic", "bilinear")  # ROG's up(x_low): F.interpolate modes (align_corners=False)
 
 
 @dataclass(frozen=True)
 class AttackConfig:
     """Everything the attacker chooses, one name per setting wherever the attack is configured.
 
-    * ``method`` — ``"gia-o"`` (optimise pixels) or ``"gia-l"`` (GIAS: latents, then per-image generators).
+    * ``method`` — ``"gia-o"`` (optimise pixels), ``"gia-l"`` (GIAS: latents, then per-image generators) or
+      ``"rog"`` (ROG: a low-resolution image, then a restorer; ``ROG_RECIPE`` is ROG's own configuration).
     * ``objective`` — Dist: ``"cosine"`` or ``"l2"`` (``OBJECTIVES``).
     * ``priors`` — ``(name, weight)`` pairs from ``giasok.priors.PRIORS`` (a dict is accepted and kept in its
       order); the default is no prior.
-    * ``iterations``, ``lr`` — Adam steps and learning rate of GIA-O's pixels or of GIA-L's latents (stage 1).
+    * ``iterations``, ``lr`` — Adam steps and learning rate of GIA-O's pixels, of GIA-L's latents (stage 1) or
+      of ROG's low-resolution pixels.
     * ``restarts`` — random initialisations; the one with the lowest final loss is kept.
     * ``known_training_config`` — the adversary knows the client's η and mini-batch schedule (WST) and
       unrolls the same U steps; otherwise (BST) it reads the update as one full-batch gradient.
@@ -72,6 +92,14 @@ class AttackConfig:
       ``giasok.generative.train_dcgan`` (a cached DCGAN), or ``(("biggan", <model name>),)`` for a pre-trained
       BigGAN. ``invert`` takes the generator module itself; the options only name it, so that they are part of
       an experiment's configuration and of its cache key.
+    * ``downsample`` — ROG's factor between the client's images and the low-resolution image it optimises (ROG: 4;
+      1 optimises at full resolution); it must divide the image size. ``interpolation`` — how the low-resolution
+      image is brought to full size (``INTERPOLATIONS``; ROG: ``"bicubic"``). Both are read by ``method="rog"``
+      only, and by the restorer's training (``giasok.restoration``), which sees the same degradation.
+    * ``restorer_options`` — how the experiment obtains ROG's post-processing network: the options of
+      ``giasok.restoration.train_restorer`` (a cached restorer), or ``(("weights", <file>),)`` for weights of
+      that architecture (``giasok.restoration.load_restorer``). Like ``generator_options``, they only name it;
+      ``invert`` takes the module itself (``restorer=``, read by ``method="rog"`` only).
 
     Bad values raise ``ValueError`` naming the setting and what it accepts.
     """
@@ -86,6 +114,9 @@ class AttackConfig:
     generator_iterations: int = 0
     generator_lr: float = 1e-4
     generator_options: tuple = ()
+    downsample: int = 4
+    interpolation: str = "bicubic"
+    restorer_options: tuple = ()
 
     def __post_init__(self):
         from .priors import PRIORS
@@ -95,12 +126,13 @@ class AttackConfig:
                 isinstance(p, (list, tuple)) and len(p) == 2 for p in priors):
             raise ValueError(f"priors must be a dict or (name, weight) pairs, got {self.priors!r}")
         object.__setattr__(self, "priors", tuple((str(k), float(w)) for k, w in priors))
-        options = self.generator_options
-        options = tuple(options.items()) if isinstance(options, dict) else options
-        if not isinstance(options, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2
-                                                             for p in options):
-            raise ValueError(f"generator_options must be a dict or (option, value) pairs, got {options!r}")
-        object.__setattr__(self, "generator_options", tuple((str(k), v) for k, v in options))
+        for name in ("generator_options", "restorer_options"):
+            options = getattr(self, name)
+            options = tuple(options.items()) if isinstance(options, dict) else options
+            if not isinstance(options, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2
+                                                                 for p in options):
+                raise ValueError(f"{name} must be a dict or (option, value) pairs, got {options!r}")
+            object.__setattr__(self, name, tuple((str(k), v) for k, v in options))
         if self.method not in METHODS:
             raise ValueError(f"unknown attack method {self.method!r}; available: {', '.join(METHODS)}")
         if self.objective not in OBJECTIVES:
@@ -108,7 +140,7 @@ class AttackConfig:
         unknown = {name for name, _ in self.priors} - set(PRIORS)
         if unknown:
             raise ValueError(f"unknown prior(s) {sorted(unknown)}; available: {', '.join(PRIORS)}")
-        for name, low in (("iterations", 1), ("restarts", 1), ("generator_iterations", 0)):
+        for name, low in (("iterations", 1), ("restarts", 1), ("generator_iterations", 0), ("downsample", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
@@ -118,6 +150,8 @@ class AttackConfig:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if not isinstance(self.known_training_config, bool):
             raise ValueError(f"known_training_config must be True or False, got {self.known_training_config!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {self.interpolation!r}; available: {', '.join(INTERPOLATIONS)}")
 
     def with_(self, **changes) -> "AttackConfig":
         """This configuration with some settings replaced (validated again); unknown names raise ``TypeError``
@@ -132,13 +166,35 @@ class AttackConfig:
 @dataclass(frozen=True)
 class Reconstruction:
     """The result of an attack: images (N×C×H×W in [0, 1], CPU), the labels used, the loss per iteration of
-    the kept restart, every restart's final loss, and the attack's configuration."""
+    the kept restart, every restart's final loss, and the attack's configuration. For ROG, ``low_resolution``
+    is the optimised low-resolution image (N×C×H/s×W/s, before interpolation and restoration); ``None`` for the
+    other methods."""
 
     images: torch.Tensor
     labels: torch.Tensor
     loss_history: tuple
     restart_losses: tuple
     config: dict = field(default_factory=dict)
+    low_resolution: torch.Tensor | None = None
+
+
+def upsample(images: torch.Tensor, factor: int, interpolation: str = "bicubic") -> torch.Tensor:
+    """ROG's up(x_low): ``images`` enlarged ``factor`` times with ``F.interpolate`` (``align_corners=False``, as
+    ROG's ``attacker.py`` calls it). Differentiable; not clamped (bicubic may overshoot [0, 1] a little)."""
+    if factor == 1:
+        return images
+    return nn.functional.interpolate(images, scale_factor=factor, mode=interpolation, align_corners=False)
+
+
+def downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """``images`` made ``factor`` times smaller by antialiased bicubic resizing (as MATLAB's ``imresize``: the
+    degradation ROG's USRNet is given, its ``model_zoos/kernels_bicubicx234.mat``). Used to train the restorer and to
+    measure what up(down(x)) loses; the attack itself never downsamples."""
+    if factor == 1:
+        return images
+    h, w = images.shape[-2:]
+    return nn.functional.interpolate(images, size=(h // factor, w // factor), mode="bicubic", antialias=True,
+                                     align_corners=False)
 
 
 def _cosine_distance(simulated: dict, observed: dict) -> torch.Tensor:
@@ -154,6 +210,10 @@ def _l2_distance(simulated: dict, observed: dict) -> torch.Tensor:
 
 # name -> Dist(simulated update, observed update)
 OBJECTIVES = {"cosine": _cosine_distance, "l2": _l2_distance}
+
+# ROG as its code runs it (module docstring): 4× smaller bicubic image, squared-L2 matching, Adam at 0.05 for 100
+# iterations with cosine annealing (the schedule is what method="rog" always uses).
+ROG_RECIPE = AttackConfig(method="rog", objective="l2", lr=0.05, iterations=100, downsample=4, interpolation="bicubic")
 
 
 def simulated_update(model: nn.Module, params: dict, buffers: dict, images: torch.Tensor, labels: torch.Tensor,
@@ -241,20 +301,30 @@ def _check_invert_args(attack, labels, update, generator):
         raise ValueError(f"got {len(labels)} labels for an update of N={update.num_samples} samples")
     if attack.method == "gia-l" and generator is None:
         raise ValueError("method='gia-l' needs a generator (e.g. giasok.generative.train_dcgan(...))")
+    if attack.method == "rog":
+        height, width = update.image_shape[-2:]
+        if height % attack.downsample or width % attack.downsample:
+            raise ValueError(f"method='rog' optimises an image downsample={attack.downsample} times smaller than "
+                             f"the client's {height}×{width} images: the factor must divide both sides")
     if any(name == "bn" for name, _ in attack.priors) and update.bn_statistics is None:
         raise ValueError("the 'bn' prior needs the client's BatchNorm statistics: the update carries them only "
                          "when the protocol shares them (client_update(..., share_bn_statistics=True))")
 
 
 def _descend(variables: list, loss_fn, iterations: int, lr: float, *, signed: bool, box: bool, desc: str,
-             progress: bool) -> list:
+             progress: bool, cosine: bool = False) -> list:
     """Adam on ``variables`` with 10× decays at 3/8, 5/8 and 7/8 of the run; returns the loss per iteration.
 
     ``signed`` replaces gradients by their sign (Geiping et al.'s pixel updates); ``box`` projects into [0, 1].
+    ``cosine`` anneals the learning rate instead, to a tenth over the run, as ROG does (its ``attacker.py``:
+    ``CosineAnnealingLR(T_max, eta_min=0.1·lr)``, first stepped after the second iteration).
     """
     optimizer = torch.optim.Adam(variables, lr=lr)
-    milestones = [math.floor(iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    if cosine:
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=0.1 * lr)
+    else:
+        milestones = [math.floor(iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+        schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     history = []
     bar = tqdm(range(iterations), desc=desc, disable=not progress, mininterval=1.0, leave=False)
     for it in bar:
@@ -265,7 +335,8 @@ def _descend(variables: list, loss_fn, iterations: int, lr: float, *, signed: bo
             for v in variables:
                 v.grad.sign_()
         optimizer.step()
-        schedule.step()
+        if not cosine or it > 0:  # ROG: `if iters > 0: scheduler.step()`
+            schedule.step()
         if box:
             with torch.no_grad():
                 for v in variables:
@@ -278,7 +349,8 @@ def _descend(variables: list, loss_fn, iterations: int, lr: float, *, signed: bo
 
 def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None = None, *,
            labels: torch.Tensor | None = None, seed: int = 0, device: str | torch.device = "cpu",
-           progress: bool = False, generator: nn.Module | None = None, **settings) -> Reconstruction:
+           progress: bool = False, generator: nn.Module | None = None, restorer: nn.Module | None = None,
+           **settings) -> Reconstruction:
     """Reconstruct the client's N samples from ``update``, the change it made to ``model`` (W_0).
 
     ``attack`` is an ``AttackConfig``; keyword ``settings`` (its field names: ``iterations``, ``priors``,
@@ -294,6 +366,15 @@ def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None =
     with Adam at ``generator_lr`` for ``generator_iterations`` steps against the batch's matching loss
     (``config["generator_copies"]`` = N). The generator runs in eval mode (BatchNorm uses its running
     statistics) and the caller's copy is not modified. ``priors`` apply to the images in both methods.
+
+    ``method="rog"`` (ROG, Yue et al. 2023; module docstring) optimises a low-resolution image x_low (N×C×H/s×W/s
+    for s = ``downsample``, drawn uniformly in [0, 1)) with ROG's optimiser (plain Adam at ``lr``, cosine-annealed
+    to ``lr``/10 over ``iterations``, x_low not projected into [0, 1] during the descent: ROG's ``attacker.py``
+    does not) so that up(x_low) (``upsample`` with ``interpolation``) matches the update;
+    ``priors`` apply to up(x_low). The result is ``restorer(up(x_low))`` clamped to [0, 1] — ``restorer`` maps
+    full-size images to full-size images (``giasok.restoration``), runs in eval mode without gradients, and the
+    caller's copy is not modified — or, with ``restorer=None`` (ROG without its post-processing), up(x_low)
+    clamped to [0, 1]. ``config["restored"]`` says which; ``Reconstruction.low_resolution`` holds x_low.
 
     >>> rec = invert(model, update, priors={"tv": 1e-4}, iterations=1500)   # doctest: +SKIP
     >>> rec = invert(model, update, AttackConfig(priors=(("tv", 1e-4),)))  # the same attack # doctest: +SKIP
@@ -325,6 +406,12 @@ def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None =
                              context)
 
     name = method.upper()
+    channels, height, width = update.image_shape
+    low_shape = (channels, height // attack.downsample, width // attack.downsample)
+
+    def up(x):
+        return upsample(x, attack.downsample, attack.interpolation)
+
     candidates = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)  # dropout masks inside the simulation
@@ -336,19 +423,32 @@ def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None =
                 x.requires_grad_(True)
                 history = _descend([x], lambda: loss_of(x), iterations, lr, signed=True, box=True, desc=desc,
                                    progress=progress)
-                variables = x.detach()
+                variables, render = x.detach(), None
+            elif method == "rog":  # ROG: plain Adam on the low-resolution pixels, cosine-annealed
+                x = torch.rand((update.num_samples, *low_shape), generator=init).to(device).requires_grad_(True)
+                history = _descend([x], lambda: loss_of(up(x)), iterations, lr, signed=False, box=False,
+                                   cosine=True, desc=desc + " (low resolution)", progress=progress)
+                variables, render = x.detach(), up
             else:
                 g = _frozen_copy(generator, device)
                 z = torch.randn((update.num_samples, g.latent_dim), generator=init).to(device).requires_grad_(True)
                 history = _descend([z], lambda: loss_of(g(z)), iterations, lr, signed=False, box=False,
                                    desc=desc + " (latent)", progress=progress)
-                variables = z.detach()
-            final = loss_of(variables if method == "gia-o" else g(variables)).item()
+                variables, render = z.detach(), g
+            final = loss_of(variables if render is None else render(variables)).item()
             candidates.append((final, variables, history))
     final, variables, history = min(candidates, key=lambda c: c[0])
     stages = [len(history)]
+    low_resolution = None
     if method == "gia-o":
         images = variables
+    elif method == "rog":
+        low_resolution = variables
+        with torch.no_grad():
+            images = up(variables)
+            if restorer is not None:
+                images = _frozen_copy(restorer, device)(images)
+            images = images.clamp(0, 1)
     else:
         # GIAS stage 2: one generator copy θ_i per image, all optimised at once (Adam is elementwise, so
         # one Adam over the stacked copies is N independent Adams driven by the shared batch loss).
@@ -359,11 +459,13 @@ def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None =
         stages.append(len(history))
         with torch.no_grad():
             images = render(weights, variables)
-    gia_l = method == "gia-l"
+    gia_l, rog = method == "gia-l", method == "rog"
     config = dict(dataclasses.asdict(attack), seed=seed, labels_inferred=labels_inferred,
-                  generator_copies=update.num_samples if gia_l else 0, stage_ends=stages)
+                  generator_copies=update.num_samples if gia_l else 0, stage_ends=stages,
+                  restored=rog and restorer is not None, low_resolution=list(low_shape[1:]) if rog else None)
     return Reconstruction(images=images.detach().cpu(), labels=labels.cpu(), loss_history=tuple(history),
-                          restart_losses=tuple(c[0] for c in candidates), config=config)
+                          restart_losses=tuple(c[0] for c in candidates), config=config,
+                          low_resolution=None if low_resolution is None else low_resolution.cpu())
 
 
 def per_image_generators(generator: nn.Module, n: int, device: str | torch.device = "cpu", *,

@@ -40,7 +40,7 @@ from . import paths, provenance
 from ._io import atomic_write
 from .metrics import TAU_PSNR
 
-__all__ = ["ALPHA", "RESAMPLES", "RULE", "Claim", "Evidence", "trend", "partial_trend", "difference", "at_least", "every",
+__all__ = ["ALPHA", "RESAMPLES", "RULE", "Claim", "Evidence", "trend", "partial_trend", "difference", "at_least", "below", "every", "most",
            "generator_gate",
            "record_claims", "load_claims", "scorecard_markdown", "reading", "claims_dir"]
 
@@ -185,8 +185,8 @@ def difference(a, b, *, paired: bool, label: str = "mean difference", unit: str 
     else:
         (a,), (b,) = _columns(a), _columns(b)
         n = len(a) + len(b)
-        if len(a) < 1 or len(b) < 1 or n < 3:
-            return _untestable(n, "too few values")
+        if len(a) < 2 or len(b) < 2:  # scipy's permutation test needs two values on each side
+            return _untestable(n, "fewer than 2 values on a side")
         result = stats.permutation_test((a, b), lambda u, v, axis=-1: u.mean(axis=axis) - v.mean(axis=axis),
                                         permutation_type="independent", vectorized=True, alternative="greater",
                                         n_resamples=RESAMPLES, random_state=_SEED)
@@ -206,6 +206,26 @@ def at_least(values, threshold: float, *, label: str = "mean PSNR", unit: str = 
     spread = f" ± {values.std(ddof=1):.1f}" if len(values) > 1 else ""
     return Evidence(bool(mean >= threshold), mean, None, len(values),
                     f"{label} {mean:.1f}{spread}{unit} over {len(values)} victims (threshold {threshold:g}{unit})")
+
+
+def below(values, threshold: float, *, label: str = "mean PSNR", unit: str = " dB") -> Evidence:
+    """Is the mean of ``values`` below ``threshold`` (e.g. τ1: a defence stops the attack)? The converse of
+    ``at_least``, and like it no test: the threshold is the paper's definition."""
+    evidence = at_least(values, threshold, label=label, unit=unit)
+    if not np.isfinite(evidence.statistic):
+        return evidence
+    return dataclasses.replace(evidence, holds=not evidence.holds)
+
+
+def most(evidences: dict) -> Evidence:
+    """Holds when more than half of the labelled pieces of evidence hold (the paper's "most defences …");
+    the statistic is how many hold, the text lists each."""
+    if not evidences:
+        return _untestable(0, "nothing to test")
+    held = sum(e.holds for e in evidences.values())
+    return Evidence(held > len(evidences) / 2, float(held), None, sum(e.n for e in evidences.values()),
+                    f"{held} of {len(evidences)} hold — " + "; ".join(f"{label}: {'holds' if e.holds else 'fails'}, "
+                                                                     f"{e.text}" for label, e in evidences.items()))
 
 
 def every(evidences: dict) -> Evidence:

@@ -10,6 +10,8 @@ learning rate η, and shares the parameter change W_U − W_0 after U = E·⌈N/
 ``fedavg_round`` is one round of FedAvg over a list of clients; ``fedavg_rounds`` runs rounds one after
 another (§5.1 trains the global model this way and attacks it at every round). Checkpointing the global
 model, so that an interrupted run resumes, is the result cache's job: ``giasok.runs.FedAvgTraining``.
+Both take ``participation`` (the share of clients sampled per round; §6 samples 10 % of 100) and ``defense``
+(post-processing every participating client applies to its update before sharing: ``giasok.defenses``).
 
 BatchNorm: the client trains in **train mode**, normalising with each mini-batch's own statistics, as a
 real client does (the paper's §5 models and the later practical study both stress this). The running
@@ -23,12 +25,15 @@ agree means something.
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-__all__ = ["ClientUpdate", "client_update", "fedavg_round", "fedavg_rounds", "apply_update", "minibatch_schedule"]
+__all__ = ["ClientUpdate", "client_update", "fedavg_round", "fedavg_rounds", "apply_update", "minibatch_schedule",
+           "sample_clients"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,9 @@ class ClientUpdate:
     # BatchNorm layer name -> (mean, variance) of its input on the first mini-batch at W_0: present only
     # when the protocol shares them (assumption level 4, Yin et al.'s prior), otherwise None
     bn_statistics: dict | None = None
+    # post-processing applied before sharing, in order: (name, ((parameter, value), ...)) records appended by
+    # ``giasok.defenses``; () for the raw update
+    defenses: tuple = ()
 
     @property
     def local_updates(self) -> int:
@@ -127,18 +135,42 @@ def apply_update(model: nn.Module, delta: dict, buffers: dict | None = None) -> 
     return new
 
 
-def fedavg_round(global_model: nn.Module, clients, *, lr: float, epochs: int = 1, batch_size: int | None = None,
-                 seed: int = 0, device: str | torch.device = "cpu"):
-    """One FedAvg round: every client in ``clients`` (a list of (images, labels)) trains from the global model;
-    the server averages their updates weighted by N (McMahan et al., 2017).
+def sample_clients(num_clients: int, participation: float, seed: int) -> tuple:
+    """Indices (ascending) of the clients taking part in a round: max(1, ⌊participation·K + ½⌋) of the K clients
+    drawn without replacement with a generator seeded by the round's ``seed`` (Appx B.III: 10 % of 100 clients).
+    ``participation == 1`` takes every client, drawing nothing."""
+    if isinstance(participation, bool) or not isinstance(participation, numbers.Real) or not 0 < participation <= 1:
+        raise ValueError(f"participation must be a fraction in (0, 1], got {participation!r}")
+    if participation == 1:
+        return tuple(range(num_clients))
+    count = max(1, math.floor(participation * num_clients + 0.5))
+    order = torch.randperm(num_clients, generator=torch.Generator().manual_seed(seed))
+    return tuple(sorted(order[:count].tolist()))
 
-    Returns ``(new_global_model, updates)``; BatchNorm running statistics are averaged the same way
-    (integer counters such as ``num_batches_tracked`` are taken from the first client).
+
+def fedavg_round(global_model: nn.Module, clients, *, lr: float, epochs: int = 1, batch_size: int | None = None,
+                 seed: int = 0, device: str | torch.device = "cpu", defense=None, participation: float = 1.0):
+    """One FedAvg round: the sampled clients of ``clients`` (a list of (images, labels)) train from the global
+    model; the server averages their updates weighted by N (McMahan et al., 2017).
+
+    ``participation``: the fraction of clients sampled this round (``sample_clients`` with this round's ``seed``;
+    at least one). Client k (its index in ``clients``) trains with seed ``seed + k`` whether or not others take
+    part, so with ``participation=1`` the round is what it always was.
+    ``defense``: a callable ``defense(update, seed) -> ClientUpdate`` (e.g. a ``giasok.defenses`` function bound
+    to a strength) that every participating client applies to its update, with its seed ``seed + k``, before
+    sharing it; the server averages the defended updates. BatchNorm statistics are not post-processed.
+
+    Returns ``(new_global_model, updates)`` — the updates the server received, in client order; BatchNorm running
+    statistics are averaged the same way (integer counters such as ``num_batches_tracked`` are taken from the
+    first participating client).
     """
     if not clients:
         raise ValueError("fedavg_round needs at least one client")
-    updates = [client_update(global_model, x, y, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed + k,
-                             device=device) for k, (x, y) in enumerate(clients)]
+    chosen = sample_clients(len(clients), participation, seed)
+    updates = [client_update(global_model, *clients[k], lr=lr, epochs=epochs, batch_size=batch_size, seed=seed + k,
+                             device=device) for k in chosen]
+    if defense is not None:
+        updates = [defense(u, seed + k) for k, u in zip(chosen, updates)]
     total = sum(u.num_samples for u in updates)
     delta = {name: sum(u.delta[name] * (u.num_samples / total) for u in updates) for name in updates[0].delta}
     buffers = {}
@@ -150,17 +182,19 @@ def fedavg_round(global_model: nn.Module, clients, *, lr: float, epochs: int = 1
 
 def fedavg_rounds(global_model: nn.Module, clients, *, rounds: int, lr: float, epochs: int = 1,
                   batch_size: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
-                  start: int = 0):
+                  start: int = 0, defense=None, participation: float = 1.0):
     """Run FedAvg rounds ``start + 1 … rounds`` from ``global_model`` (the model after round ``start``),
-    yielding ``(t, global model after round t)``.
+    yielding ``(t, global model after round t)``; ``defense`` and ``participation`` as in ``fedavg_round``.
 
-    Round t's randomness (each client's shuffling and dropout) depends on ``seed`` and t alone, so a run
-    resumed from the model after round ``start`` continues exactly as an uninterrupted one would.
+    Round t's randomness (which clients take part, each client's shuffling, dropout and defence) depends on
+    ``seed`` and t alone, so a run resumed from the model after round ``start`` continues exactly as an
+    uninterrupted one would.
     """
     if not 0 <= start <= rounds:
         raise ValueError(f"need 0 ≤ start ≤ rounds, got start={start}, rounds={rounds}")
     model = global_model
     for t in range(start + 1, rounds + 1):
         model, _ = fedavg_round(model, clients, lr=lr, epochs=epochs, batch_size=batch_size,
-                                seed=seed * 1_000_003 + t * len(clients), device=device)
+                                seed=seed * 1_000_003 + t * len(clients), device=device, defense=defense,
+                                participation=participation)
         yield t, model

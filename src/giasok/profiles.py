@@ -47,9 +47,10 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from .attacks import AttackConfig
+from .attacks import ROG_RECIPE, AttackConfig
 
 __all__ = ["Profile", "PROFILES", "SECTIONS", "TrainingSetupSizes", "DataDimensionSizes", "TrainingStageSizes",
+           "PostProcessingSizes",
            "get_profile", "section_settings", "override_names", "check_device"]
 
 
@@ -229,6 +230,60 @@ class TrainingStageSizes:
     bn_mode: str = _checked(_bn_mode)
 
 
+def _defence_grid(name, value):
+    from .defenses import DEFENSES
+
+    ok = isinstance(value, (list, tuple)) and value and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 and p[0] in DEFENSES and isinstance(p[1], (list, tuple))
+        and p[1] for p in value)
+    if not ok:
+        raise ValueError(f"{name} must be a list of [defence, [strength, ...]] pairs with a defence in "
+                         f"{sorted(DEFENSES)}, e.g. [['Q', [2, 'sign']], ['C', [0.1]]], got {value!r}")
+    return tuple((str(d), tuple(s)) for d, s in value)
+
+
+def _section6_attacks(name, value):
+    known = ("GIA-O", "GIA-L", "ROG")
+    if not isinstance(value, (list, tuple)) or not value or not set(value) <= set(known):
+        raise ValueError(f"{name} must be a non-empty list drawn from {known}, got {value!r}")
+    return tuple(value)
+
+
+def _fraction(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class PostProcessingSizes:
+    """§6 (Fig. 11, Table 6, Appx B.III): the model and data, the FedAvg run that measures utility (clients,
+    their samples, the share taking part per round, batch, epochs, rounds), the victim whose defended update
+    is attacked (its N and B, and how many victims per cell), the defences with their strengths (weakest to
+    strongest), and the three attacks."""
+
+    model: str = _checked(_model)
+    model_options: tuple = _checked(_options)
+    data: str = _checked(_dataset)
+    image_size: int = _checked(_positive_int)
+    bn_mode: str = _checked(_bn_mode)  # the victim's update and the attack (FedAvg clients train in train mode)
+    client_lr: float = _checked(_positive_float)
+    clients: int = _checked(_positive_int)
+    samples_per_client: int = _checked(_positive_int)
+    participation: float = _checked(_fraction)
+    batch_size: int = _checked(_positive_int)
+    epochs: int = _checked(_positive_int)
+    rounds: int = _checked(_positive_int)
+    victim_samples: int = _checked(_positive_int)
+    victim_batch_size: int = _checked(_positive_int)
+    victims: int = _checked(_positive_int)
+    defences: tuple = _checked(_defence_grid)
+    attacks: tuple = _checked(_section6_attacks)
+    gia_o: AttackConfig = _checked(_attack_config)
+    gia_l: AttackConfig = _checked(_attack_config)
+    rog: AttackConfig = _checked(_attack_config)
+
+
 @dataclass(frozen=True)
 class Profile:
     """One preset: its name and every section's sizes, under the section's module name."""
@@ -237,11 +292,12 @@ class Profile:
     training_setup: TrainingSetupSizes
     data_dimension: DataDimensionSizes
     training_stage: TrainingStageSizes
+    post_processing: PostProcessingSizes
 
 
 # section module name -> its sizes: the fields of Profile after ``name``
 SECTIONS = {"training_setup": TrainingSetupSizes, "data_dimension": DataDimensionSizes,
-            "training_stage": TrainingStageSizes}
+            "training_stage": TrainingStageSizes, "post_processing": PostProcessingSizes}
 
 
 # §5.1 at cpu, calibrated (GIA-O at round 0 on one-step updates of W_0, 500 iterations, three victims):
@@ -286,6 +342,13 @@ PROFILES = {
             models=(("convnet", (("width", 4),)), ("lenet", ())), data="patches", image_size=32,
             clients=2, samples_per_client=16, batch_size=8, epochs=1, lr=0.01, rounds=3, window=2, victims=1,
             gia_o=_gia_o(5, 1e-4), igsa_samples=4, igsa_radius=1e-3, bn_mode="eval"),
+        post_processing=PostProcessingSizes(
+            model="convnet", model_options=(("width", 4),), data="patches", image_size=32, bn_mode="eval",
+            client_lr=0.05, clients=4, samples_per_client=20, participation=0.5, batch_size=10, epochs=1, rounds=2,
+            victim_samples=1, victim_batch_size=1, victims=1,
+            defences=(("Q", (2,)), ("S", (0.6,)), ("C", (0.01,)), ("P", (0.25,))), attacks=("GIA-O", "GIA-L", "ROG"),
+            gia_o=_gia_o(5, 1e-4), gia_l=_SMOKE_GIA_L,
+            rog=ROG_RECIPE.with_(iterations=5, restorer_options=(("iterations", 20), ("width", 8), ("depth", 2)))),
     ),
     "cpu": Profile(
         name="cpu",
@@ -304,6 +367,13 @@ PROFILES = {
             models=CPU_ZOO, data="patches", image_size=16, clients=5, samples_per_client=100, batch_size=32,
             epochs=2, lr=0.01, rounds=15, window=4, victims=3, gia_o=_gia_o(500, 1e-4), igsa_samples=32,
             igsa_radius=1e-3, bn_mode="eval"),
+        post_processing=PostProcessingSizes(
+            model="convnet", model_options=(("width", 16),), data="patches", image_size=32, bn_mode="eval",
+            client_lr=0.05, clients=20, samples_per_client=50, participation=0.5, batch_size=10, epochs=1, rounds=10,
+            victim_samples=1, victim_batch_size=1, victims=3,
+            defences=(("Q", (2, "sign")), ("S", (0.9, 0.6)), ("C", (0.1, 0.01)), ("P", (0.1, 0.25))),
+            attacks=("GIA-O", "GIA-L", "ROG"), gia_o=_gia_o(300, 1e-4), gia_l=_CPU_GIA_L,
+            rog=ROG_RECIPE.with_(iterations=300)),
     ),
     # Appx B: §4 on ResNet-18 with PyTorch's default initialisation, every prior at 1e-5, GIA-O 8000 Adam
     # iterations, GIA-L (GIAS) 400 latent + 6000 generator iterations with a DCGAN (CIFAR) / BigGAN (ImageNet);
@@ -330,6 +400,15 @@ PROFILES = {
             data="cifar10", image_size=32, clients=5, samples_per_client=10000, batch_size=128, epochs=10,
             lr=0.01, rounds=100, window=5, victims=10, gia_o=_gia_o(8000, 1e-5), igsa_samples=10000,
             igsa_radius=1e-3, bn_mode="eval"),
+        # Appx B.III: 100 clients (99 with N = 500, the victim with N = 10), 10 % per round, E = 1, B = 10; the
+        # paper does not give the rounds or the learning rate: 100 rounds at 0.05 is our choice
+        post_processing=PostProcessingSizes(
+            model="resnet18", model_options=(), data="cifar10", image_size=32, bn_mode="eval", client_lr=0.05,
+            clients=100, samples_per_client=500, participation=0.1, batch_size=10, epochs=1, rounds=100,
+            victim_samples=10, victim_batch_size=10, victims=4,
+            defences=(("Q", (4, 3, 2, 1, "sign")), ("S", (0.95, 0.9, 0.8, 0.7, 0.6)),
+                      ("C", (0.5, 0.3, 0.1, 0.05, 0.01)), ("P", (0.05, 0.1, 0.15, 0.2, 0.25))),
+            attacks=("GIA-O", "GIA-L", "ROG"), gia_o=_gia_o(8000, 1e-5), gia_l=_PAPER_GIA_L, rog=ROG_RECIPE),
     ),
 }
 

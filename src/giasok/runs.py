@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import metrics, paths
+from . import defenses, metrics, paths
 from ._io import UNREADABLE, atomic_write, describe, set_aside
 from .attacks import AttackConfig, invert
 from .data import image_size_option, load_dataset, victim_batch
@@ -288,12 +288,15 @@ class GiaExperiment:
 
     GIA-L (``attack.method="gia-l"``) uses a DCGAN trained on the data set's train split at ``image_size``
     (``giasok.generative.train_dcgan`` with ``attack.generator_options``; cached), or BigGAN when the options
-    name one.
+    name one. ROG (``attack.method="rog"``) uses a restorer trained on the train split at ``image_size`` for the
+    attack's ``downsample`` and ``interpolation`` (``giasok.restoration.train_restorer`` with
+    ``attack.restorer_options``; cached), or the weights of a file when the options name one (``("weights", path)``).
 
     What the client shares is the protocol's choice, not the attacker's: ``share_bn_statistics=True`` is a
     protocol in which the client also sends the BatchNorm statistics of its batch (assumption level 4, §2).
     A ``"bn"`` prior needs them, so an experiment with a ``"bn"`` prior and a client that does not share them
-    is rejected.
+    is rejected. ``defense`` — ``(name, strength)`` for ``giasok.defenses.apply`` — is the post-processing the
+    client applies to its update before sharing it (§6); ``("none", None)`` shares the update as it is.
     """
 
     dataset: str = "patches"
@@ -312,6 +315,7 @@ class GiaExperiment:
     attack_seed: int | None = None
     bn_mode: str = "train"
     share_bn_statistics: bool = False
+    defense: tuple = ("none", None)
 
     def __post_init__(self):
         if self.labels not in ("given", "inferred"):
@@ -322,6 +326,10 @@ class GiaExperiment:
             raise ValueError(f"priors={self.attack.priors!r} include 'bn', which needs the client's BatchNorm statistics, "
                              "but share_bn_statistics=False: set share_bn_statistics=True (a protocol at "
                              "assumption level 4) or drop the 'bn' prior")
+        if (not isinstance(self.defense, tuple) or len(self.defense) != 2
+                or self.defense[0] not in ("none", *defenses.DEFENSES)):
+            raise ValueError(f"defense must be ('none', None) or (name, strength) with a name in "
+                             f"{sorted(defenses.DEFENSES)}, got {self.defense!r}")
         if self.batch_size is not None and not 1 <= self.batch_size <= self.num_samples:
             raise ValueError(f"batch_size must be in 1..N={self.num_samples} (or None for full batch), "
                              f"got {self.batch_size}")
@@ -346,6 +354,8 @@ class GiaExperiment:
                                batch_size=self.batch_size, seed=self.seed, device=self.device,
                                share_bn_statistics=self.share_bn_statistics,
                                bn_mode=self.bn_mode)
+        if self.defense[0] != "none":  # the client post-processes its update before sharing it (§6)
+            update = defenses.apply(update, *self.defense, seed=self.seed)
         return images, labels, model, update
 
     def generator(self):
@@ -359,6 +369,19 @@ class GiaExperiment:
             return biggan_prior(self.image_size, options["biggan"], device=self.device)
         return train_dcgan(self.dataset, self.image_size, device=self.device, **options)
 
+    def restorer(self):
+        """ROG's post-processing network: a restorer trained once per configuration for this data set, image size
+        and the attack's degradation (then loaded from ``giasok.paths.generators_dir()``), or, when
+        ``restorer_options`` name ``("weights", <file>)``, those weights (``giasok.restoration.load_restorer``)."""
+        from .restoration import load_restorer, train_restorer
+
+        options = dict(self.attack.restorer_options)
+        if "weights" in options:
+            return load_restorer(options.pop("weights"), device=self.device, **options)
+        options.setdefault("interpolation", self.attack.interpolation)  # the degradation the attack undoes
+        return train_restorer(self.dataset, self.image_size, downsample=self.attack.downsample, device=self.device,
+                              **options)
+
     def compute(self):
         with cpu_threads(1, self.device):  # the same numbers in the main process and in parallel workers
             return self._compute()
@@ -366,10 +389,11 @@ class GiaExperiment:
     def _compute(self):
         images, labels, model, update = self.victim()
         generator = self.generator() if self.attack.method == "gia-l" else None
+        restorer = self.restorer() if self.attack.method == "rog" else None
         start = time.perf_counter()
         rec = invert(model, update, self.attack, labels=labels if self.labels == "given" else None,
                      seed=self.seed if self.attack_seed is None else self.attack_seed, device=self.device,
-                     generator=generator)
+                     generator=generator, restorer=restorer)
         seconds = time.perf_counter() - start
         matched, order = metrics.match(rec.images, images)
         result = dict(reconstruction_scores(matched, images), seconds=seconds, local_updates=update.local_updates,
