@@ -17,7 +17,7 @@ TORCHVISION_ZOO = [name for name in ZOO if name != "resnet18"]
 
 
 def _small(name):
-    if name in ("resnet18", "resnet34"):
+    if name in ("resnet18", "resnet34", "swin_t"):
         return {"width": 0.25}
     return {"width": 0.125} if name in ZOO else {}
 
@@ -232,3 +232,25 @@ def test_zoo_models_take_torchvisions_initialisation_by_default():
     assert weights.std().item() == pytest.approx(0.01, rel=0.05)
     with pytest.raises(ValueError, match="init must be one of"):
         build_model("vgg11", 10, seed=0, width=0.25, init="xavier")
+
+
+def test_swin_is_torchvisions_swin_t_adapted_to_32px_and_can_be_attacked():
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    from giasok.attacks import invert
+    from giasok.fl import client_update
+
+    model = build_model("swin_t", 10, seed=0, width=0.25)
+    net = model.net
+    assert isinstance(net, SwinTransformer)
+    patch = net.features[0][0]
+    assert patch.kernel_size == (2, 2) and patch.out_channels == 24  # 2×2 patches, 96·¼ channels
+    assert net.features[0](torch.rand(1, 3, 32, 32)).shape[1:3] == (16, 16)  # a 16×16 token grid: 4×4 windows
+    linears = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, nn.Linear)])
+    assert linears.std().item() == pytest.approx(0.02, rel=0.1)  # torchvision's truncated normal, std 0.02
+    with pytest.raises(ValueError, match="multiples of 1/32"):
+        build_model("swin_t", 10, seed=0, width=0.3)
+    images, labels = torch.rand(1, 3, 32, 32), torch.tensor([3])
+    update = client_update(model, images, labels, lr=0.1)
+    rec = invert(model, update, labels=labels, iterations=3)  # the attack differentiates through attention twice
+    assert rec.images.shape == images.shape and all(map(math.isfinite, rec.loss_history))

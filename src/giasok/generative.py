@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -116,9 +114,7 @@ _RECIPE = 2
 
 
 def _config_hash(config: DCGANConfig) -> str:
-    payload = json.dumps(dict(dataclasses.asdict(config), recipe=_RECIPE, cache_version=paths.CACHE_VERSION),
-                         sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return paths.trained_network_hash(config, _RECIPE)
 
 
 def generator_path(config: DCGANConfig, root: str | os.PathLike | None = None) -> Path:

@@ -225,7 +225,8 @@ def _resnet34(num_classes: int, *, width: float = 1.0, in_channels: int = 3, cut
 
 
 # every channel count of the architecture is a multiple of this (see _check_width)
-_STEPS = {"vgg": 64, "resnet": 64, "densenet": 32, "googlenet": 8, "inception_v3": 16}
+_STEPS = {"vgg": 64, "resnet": 64, "densenet": 32, "googlenet": 8, "inception_v3": 16,
+          "swin": 32}  # Swin: each head is 32·width wide (96·width channels over 3 heads)
 
 
 def _check_width(name: str, width, step: int):
@@ -294,6 +295,10 @@ def _torchvision_rule(family: str, module: nn.Module):
         init.kaiming_normal_(module.weight)
     elif family == "densenet" and isinstance(module, nn.Linear):
         init.zeros_(module.bias)
+    elif family == "swin" and isinstance(module, nn.Linear):
+        init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            init.zeros_(module.bias)
     elif family in ("googlenet", "inception_v3") and isinstance(module, (nn.Conv2d, nn.Linear)):
         std = 0.01 if family == "googlenet" else float(getattr(module, "stddev", 0.1))
         init.trunc_normal_(module.weight, mean=0.0, std=std, a=-2, b=2)
@@ -427,6 +432,20 @@ def _inception_v3(num_classes: int, *, width: float = 1.0, init: str = "torchvis
     return _zoo_model(net, "inception_v3", init)
 
 
+def _swin_t(num_classes: int, *, width: float = 1.0, init: str = "torchvision"):
+    """torchvision's Swin-T (§6's second model) for 32×32 inputs: 2×2 patches instead of 4×4 and 4×4 windows
+    instead of 7×7, so that the 16×16 token grid splits into whole windows (the usual CIFAR adaptation); stage
+    widths (96, 192, 384, 768)·width, heads (3, 6, 12, 24), depths (2, 2, 6, 2), no stochastic depth (it would
+    make the client's update random for the attacker)."""
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    _check_width("swin_t", width, _STEPS["swin"])
+    net = SwinTransformer(patch_size=[2, 2], embed_dim=_scale(96, width), depths=[2, 2, 6, 2],
+                          num_heads=[3, 6, 12, 24], window_size=[4, 4], stochastic_depth_prob=0.0,
+                          num_classes=num_classes)
+    return _zoo_model(net, "swin", init)
+
+
 # name -> builder(num_classes, *, option=default, …): every option is keyword-only and declared in the builder's
 # own signature (as torchvision's builders do), which is where ``model_options`` reads it. The zoo grows here.
 MODELS = {
@@ -442,6 +461,7 @@ MODELS = {
     "densenet121": _densenet121,
     "googlenet": _googlenet,
     "inception_v3": _inception_v3,
+    "swin_t": _swin_t,
 }
 
 

@@ -57,3 +57,14 @@ def generators_dir(root: str | os.PathLike | None = None) -> Path:
 def results_dir() -> Path:
     """The result cache: ``$GIASOK_RESULTS`` if set, else ``results`` in the working directory."""
     return _from_environment("GIASOK_RESULTS", "results")
+
+
+def trained_network_hash(config, recipe: int) -> str:
+    """A short stable name for a network giasok trains and caches (a DCGAN, a restorer): its configuration (a
+    dataclass), the version of its training ``recipe`` and ``CACHE_VERSION``, so that bumping either retrains it."""
+    import dataclasses
+    import hashlib
+    import json
+
+    payload = json.dumps(dict(dataclasses.asdict(config), recipe=recipe, cache_version=CACHE_VERSION), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

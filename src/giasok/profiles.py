@@ -368,12 +368,12 @@ PROFILES = {
             epochs=2, lr=0.01, rounds=15, window=4, victims=3, gia_o=_gia_o(500, 1e-4), igsa_samples=32,
             igsa_radius=1e-3, bn_mode="eval"),
         post_processing=PostProcessingSizes(
-            model="convnet", model_options=(("width", 16),), data="patches", image_size=32, bn_mode="eval",
-            client_lr=0.05, clients=20, samples_per_client=50, participation=0.5, batch_size=10, epochs=1, rounds=10,
+            model="resnet18", model_options=(("width", 0.25),), data="patches", image_size=16, bn_mode="eval",
+            client_lr=0.1, clients=20, samples_per_client=50, participation=0.5, batch_size=10, epochs=1, rounds=10,
             victim_samples=1, victim_batch_size=1, victims=3,
-            defences=(("Q", (2, "sign")), ("S", (0.9, 0.6)), ("C", (0.1, 0.01)), ("P", (0.1, 0.25))),
-            attacks=("GIA-O", "GIA-L", "ROG"), gia_o=_gia_o(300, 1e-4), gia_l=_CPU_GIA_L,
-            rog=ROG_RECIPE.with_(iterations=300)),
+            defences=(("Q", (4, 2, "sign")), ("S", (0.9, 0.7, 0.6)), ("C", (0.5, 0.1, 0.01)), ("P", (0.05, 0.15, 0.25))),
+            attacks=("GIA-O", "GIA-L", "ROG"), gia_o=_gia_o(500, 1e-4), gia_l=_CPU_GIA_L,
+            rog=ROG_RECIPE.with_(downsample=2)),  # 8×8 unknowns at 16², as ROG's factor 4 leaves at 32²
     ),
     # Appx B: §4 on ResNet-18 with PyTorch's default initialisation, every prior at 1e-5, GIA-O 8000 Adam
     # iterations, GIA-L (GIAS) 400 latent + 6000 generator iterations with a DCGAN (CIFAR) / BigGAN (ImageNet);

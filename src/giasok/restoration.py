@@ -43,8 +43,6 @@ bit-identical and the caller's global RNG is untouched; across CPUs they may dif
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +137,7 @@ _RECIPE = 1
 
 
 def _config_hash(config: RestorerConfig) -> str:
-    payload = json.dumps(dict(dataclasses.asdict(config), recipe=_RECIPE, cache_version=paths.CACHE_VERSION),
-                         sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return paths.trained_network_hash(config, _RECIPE)
 
 
 def restorer_path(config: RestorerConfig, root: str | os.PathLike | None = None) -> Path:
