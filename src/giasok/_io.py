@@ -65,3 +65,26 @@ def set_aside(path: Path, reason: str, *, siblings=()) -> Path:
     warnings.warn(f"damaged cache file {path} ({reason}); kept as {target.name}, recomputing it",
                   RuntimeWarning, stacklevel=3)
     return target
+
+
+def load_cached_state(path: Path, make_module, what: str, *, key: str | None = None):
+    """``make_module()`` with the weights cached at ``path`` (the saved state dict, or its entry ``key``), or
+    ``None`` when there is no file. A file that cannot be read, or weights that do not fit the module, are set
+    aside with a warning naming ``what``, and ``None`` is returned, so that the caller retrains instead of
+    failing on a damaged cache in every later run. The module is built only when there is a file: building it
+    may draw from the global RNG, which a caller's training that follows must find as it left it."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    module = make_module()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state[key] if key is not None else state)
+    except PermissionError:
+        raise  # a file we may not read is not a damaged one
+    except UNREADABLE as error:
+        set_aside(path, f"unreadable {what}, {describe(error)}")
+        return None
+    return module

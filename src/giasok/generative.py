@@ -50,7 +50,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import paths
-from ._io import UNREADABLE, atomic_write, describe, set_aside
+from ._io import atomic_write, load_cached_state
 
 __all__ = ["DCGANConfig", "DCGANGenerator", "train_dcgan", "sample_figure", "load_biggan", "biggan_prior", "BigGANPrior",
            "GeneratorUnavailable"]
@@ -146,7 +146,8 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
     # The modules' constructors draw their default initialisation from the global RNG: fork it, so that
     # neither building nor training a generator moves the caller's random stream.
     with torch.random.fork_rng(devices=[]):
-        generator = _load_generator(path, config)
+        generator = load_cached_state(path, lambda: DCGANGenerator(resolution, config.latent_dim, config.width),
+                                      "DCGAN generator")
         if generator is None:
             generator = DCGANGenerator(resolution, config.latent_dim, config.width)
             data = load_dataset(dataset, "train", root=root, download=True,  # CIFAR where a network exists
@@ -159,26 +160,6 @@ def train_dcgan(dataset: str = "patches", resolution: int = 32, *, root: str | o
             atomic_write(path, lambda f: torch.save(generator.state_dict(), f))
     generator.config = config
     return generator.to(device).eval()
-
-
-def _load_generator(path: Path, config: DCGANConfig) -> DCGANGenerator | None:
-    """The generator cached at ``path``, or ``None`` when there is none to load.
-
-    A file that ``torch.load`` cannot read, or weights that do not fit the generator, are set aside (kept,
-    renamed) with a warning and ``None`` is returned, so that the caller retrains instead of failing on a
-    damaged cache in every later run.
-    """
-    if not path.exists():
-        return None
-    generator = DCGANGenerator(config.resolution, config.latent_dim, config.width)
-    try:
-        generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except PermissionError:
-        raise  # a file we may not read is not a damaged one
-    except UNREADABLE as error:
-        set_aside(path, f"unreadable DCGAN generator, {describe(error)}")
-        return None
-    return generator
 
 
 def _resized_stack(data, resolution):

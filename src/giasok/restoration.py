@@ -52,7 +52,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import paths
-from ._io import UNREADABLE, atomic_write, describe, set_aside
+from ._io import UNREADABLE, atomic_write, describe, load_cached_state
 from .attacks import INTERPOLATIONS, downsample, upsample
 
 __all__ = ["RestorerConfig", "Restorer", "RestorerUnavailable", "train_restorer", "load_restorer", "restorer_path",
@@ -166,7 +166,8 @@ def train_restorer(dataset: str = "patches", image_size: int = 32, *, downsample
     config = RestorerConfig(dataset=dataset, image_size=image_size, downsample=downsample, **options)
     path = restorer_path(config, root)
     with torch.random.fork_rng(devices=[]):  # the modules' default initialisation draws from the global RNG
-        restorer = _load_cached(path, config)
+        restorer = load_cached_state(path, lambda: Restorer(config.width, config.depth), "restorer",
+                                     key="state_dict")
         if restorer is None:
             data = load_dataset(dataset, "train", root=root, download=True, **image_size_option(dataset, image_size))
             images = torch.stack([data[i][0] for i in range(len(data))])
@@ -182,22 +183,6 @@ def train_restorer(dataset: str = "patches", image_size: int = 32, *, downsample
             atomic_write(path, lambda f: torch.save(state, f))
     restorer.config = config
     return restorer.to(device).eval()
-
-
-def _load_cached(path: Path, config: RestorerConfig) -> Restorer | None:
-    """The restorer cached at ``path``, or ``None`` when there is none to load; a file that cannot be read, or
-    weights that do not fit, are set aside with a warning (and ``None`` returned, so the caller retrains)."""
-    if not path.exists():
-        return None
-    restorer = Restorer(config.width, config.depth)
-    try:
-        restorer.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
-    except PermissionError:
-        raise  # a file we may not read is not a damaged one
-    except UNREADABLE as error:
-        set_aside(path, f"unreadable restorer, {describe(error)}")
-        return None
-    return restorer
 
 
 def _fit(images: torch.Tensor, config: RestorerConfig, device, progress) -> Restorer:
