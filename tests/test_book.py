@@ -192,16 +192,23 @@ def _visible_caption_starting(page, prefix, timeout=15000):
     return [t for t in page.locator(".widget-html-content:visible").all_inner_texts() if t.startswith(prefix)][0]
 
 
-def test_round_slider_and_model_toggle_of_section_5_1(browser_page):
-    page, base, outside = browser_page
-    page.goto(base + "notebooks/04_training_stage.html")
+def _open_and_step_slider(page, url, first_prefix):
+    """Open ``url``, wait for the explorer's first panel (caption starting ``first_prefix``) and move its
+    slider one step right; returns that first caption."""
+    page.goto(url)
     handle = page.locator(".widget-slider .noUi-handle").first
     handle.wait_for(timeout=30000)
-    first = _visible_caption_starting(page, "round = 0 · convnet", timeout=30000)
-    assert all(metric in first for metric in ("test accuracy", "IGSA", "PSNR"))
+    first = _visible_caption_starting(page, first_prefix, timeout=30000)
     handle.scroll_into_view_if_needed()
     handle.focus()
     page.keyboard.press("ArrowRight")
+    return first
+
+
+def test_round_slider_and_model_toggle_of_section_5_1(browser_page):
+    page, base, outside = browser_page
+    first = _open_and_step_slider(page, base + "notebooks/04_training_stage.html", "round = 0 · convnet")
+    assert all(metric in first for metric in ("test accuracy", "IGSA", "PSNR"))
     _visible_caption_starting(page, "round = 1 · convnet")
     page.locator(".widget-toggle-button", has_text="lenet").first.click()
     _visible_caption_starting(page, "round = 1 · lenet")
@@ -246,14 +253,8 @@ def test_every_chapter_states_its_provenance_and_keeps_whole_statements(browser_
 
 def test_defence_slider_and_toggle_of_section_6(browser_page):
     page, base, outside = browser_page
-    page.goto(base + "notebooks/06_post_processing.html")
-    handle = page.locator(".widget-slider .noUi-handle").first
-    handle.wait_for(timeout=30000)
-    first = _visible_caption_starting(page, "level = 0 · Q · GIA-O", timeout=30000)
+    first = _open_and_step_slider(page, base + "notebooks/06_post_processing.html", "level = 0 · Q · GIA-O")
     assert "none" in first and "accuracy" in first and "PSNR" in first
-    handle.scroll_into_view_if_needed()
-    handle.focus()
-    page.keyboard.press("ArrowRight")
     assert "Q 2" in _visible_caption_starting(page, "level = 1 · Q · GIA-O")
     page.locator(".widget-toggle-button", has_text="S · ROG").first.click()
     assert "S 0.6" in _visible_caption_starting(page, "level = 1 · S · ROG")

@@ -104,5 +104,5 @@ def test_defended_fedavg_is_cached_and_the_defence_changes_training(tmp_path, mo
     a, b = run(plain), run(frozen)
     assert 0 <= a["accuracy"] <= 1 and not a["cached"] and run(plain)["cached"]
     # a bound of 1e-12 freezes the model: its accuracy is the initial model's
-    initial = pp._accuracy(training.initial_model(), training.test_data(), "cpu")
+    initial = training.test_accuracy(training.initial_model())
     assert b["accuracy"] == pytest.approx(initial)

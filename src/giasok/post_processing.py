@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import defenses
 from .claims import Claim, at_least, below, difference, most
@@ -82,21 +81,12 @@ class DefendedTraining:
                                           device=self.training.device, defense=defend,
                                           participation=self.participation):
                 pass
-            accuracy = _accuracy(model, self.training.test_data(), self.training.device)
+            accuracy = self.training.test_accuracy(model)
         return {"accuracy": accuracy, "seconds": time.perf_counter() - start}, {}
 
 
 def _defend(defense, update, seed):
     return defenses.apply(update, defense[0], defense[1], seed=seed)
-
-
-def _accuracy(model, data, device, batch_size: int = 500) -> float:
-    net = model.to(device).eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in torch.utils.data.DataLoader(data, batch_size=batch_size):
-            correct += int((net(x.to(device)).argmax(1).cpu() == y).sum())
-    return correct / len(data)
 
 
 def defence_points(settings: PostProcessingSizes) -> list[tuple]:

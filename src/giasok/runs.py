@@ -468,6 +468,16 @@ class FedAvgTraining:
         """The test split, on which the global model's accuracy is measured."""
         return self._data("test")
 
+    def test_accuracy(self, model: torch.nn.Module, batch_size: int = 500) -> float:
+        """``model``'s accuracy on the test split (eval mode, so BatchNorm uses its running statistics)."""
+        data = self.test_data()
+        net = model.to(self.device).eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in torch.utils.data.DataLoader(data, batch_size=batch_size):
+                correct += int((net(x.to(self.device)).argmax(1).cpu() == y).sum())
+        return correct / len(data)
+
     def initial_model(self) -> torch.nn.Module:
         return build_model(self.model, len(self._data("test").classes), seed=self.model_seed,
                            **dict(self.model_options))

@@ -93,7 +93,7 @@ class RoundEvaluation:
     def _compute(self):
         start = time.perf_counter()
         model = self.training.global_model(self.round)
-        accuracy = _accuracy(model, self.training.test_data(), self.training.device)
+        accuracy = self.training.test_accuracy(model)
         images, labels = self.victim_samples()
         device = self.training.device
         smooth = {estimator: igsa(model, images, labels, samples=self.igsa_samples, radius=self.igsa_radius,
@@ -113,16 +113,6 @@ class RoundEvaluation:
                   "sensitivities": smooth["finite-difference"].sensitivities,
                   "sensitivities_exact": smooth["jvp"].sensitivities}
         return result, arrays
-
-
-def _accuracy(model, data, device, batch_size: int = 500) -> float:
-    net = model.to(device).eval()
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size)
-    correct = 0
-    with torch.no_grad():
-        for x, y in loader:
-            correct += int((net(x.to(device)).argmax(1).cpu() == y).sum())
-    return correct / len(data)
 
 
 def stage_experiments(settings: TrainingStageSizes, device: str = "cpu", seed: int = 0) -> list[RoundEvaluation]:
