@@ -255,6 +255,9 @@ def infer_labels(model: nn.Module, update: ClientUpdate, *, seed: int = 0) -> to
       back sorted by class; which dummy sample carries which label does not matter to the attack.
     """
     name, _ = _last_linear(model)
+    if not {f"{name}.bias", f"{name}.weight"} & set(update.delta):
+        raise ValueError(f"label inference reads the classifier's update ({name}), which this update does not "
+                         "carry (a restricted() update): pass the labels")
     scale = -1.0 / (update.lr * update.local_updates)
     has_bias = f"{name}.bias" in update.delta
     row_signal = (update.delta[f"{name}.bias"] if has_bias else update.delta[f"{name}.weight"].sum(1)) * scale
@@ -391,7 +394,11 @@ def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None =
     net.train(update.bn_mode == "train")
     params = {k: p.detach() for k, p in net.named_parameters()}
     buffers = {k: b.detach() for k, b in net.named_buffers()}
-    observed = {k: update.delta[k].to(device) for k in params}
+    # the parameters the update carries: all of them, or the part an adversary chose to match (restricted())
+    observed = {k: update.delta[k].to(device) for k in params if k in update.delta}
+    if len(observed) != len(update.delta):
+        unknown = sorted(set(update.delta) - set(params))
+        raise ValueError(f"the update has parameters the model does not: {unknown[:5]} (wrong model for this update?)")
     labels_inferred = labels is None
     labels = (infer_labels(model, update, seed=seed) if labels_inferred else labels.clone()).to(device)
     # BST: one full-batch step of the client's η; WST: the client's own schedule of U steps.

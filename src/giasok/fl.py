@@ -25,6 +25,7 @@ agree means something.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -64,6 +65,17 @@ class ClientUpdate:
     def as_gradient(self) -> dict:
         """−ΔW/η: the update read as one gradient (what an adversary without the training config matches)."""
         return {name: -d / self.lr for name, d in self.delta.items()}
+
+    def restricted(self, names) -> "ClientUpdate":
+        """The same update with ``delta`` kept for the parameters ``names`` only: what an adversary that matches
+        part of the update sees (§5.2, Table 3: the gradient of one Inception block). ``invert`` matches the
+        parameters present in ``delta``."""
+        names = list(names)
+        unknown = sorted(set(names) - set(self.delta))
+        if not names or unknown:
+            raise ValueError("restricted() needs a non-empty subset of the update's parameter names; "
+                             f"got {len(names)} names, unknown: {unknown[:5]}")
+        return dataclasses.replace(self, delta={name: self.delta[name] for name in names})
 
 
 def minibatch_schedule(num_samples: int, batch_size: int | None, epochs: int, *, shuffle: bool,

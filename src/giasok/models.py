@@ -15,6 +15,37 @@ plain pixels in a [0, 1] box whatever the architecture.
   max-pool), a ``width`` factor, and ``cut_skips=[ids]`` that removes the shortcut of the chosen residual
   blocks (§5.2, Eq. 11–12). Blocks are numbered from 0 in forward order (ResNet-18: #0–#7, ResNet-34:
   #0–#15).
+* ``preact_resnet18`` — pre-activation ResNet-18 (He et al., "Identity Mappings in Deep Residual Networks",
+  2016), for the pre- vs post-activation comparison of Valadi et al.'s feasibility study (§5.2): the same stages,
+  ``width``, ``cut_skips`` and block numbering as ``resnet18``, but each block computes
+  conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut(x), with no ReLU after the addition, where a shape-changing
+  shortcut is a 1×1 strided convolution (no BN) of relu(bn1(x)), as in the usual CIFAR PreActResNet (kuangliu's
+  pytorch-cifar); the stem is Normalize + a bare 3×3 convolution, and BN-ReLU follows the last block, before
+  the average pool and the linear classifier (He et al.'s full pre-activation; kuangliu's omits it).
+* ``densenet43`` / ``densenet53`` — the DenseNets with connection reduction of Ju and Chiang ("Connection
+  Reduction of DenseNet for Image Recognition", ISPACS 2022; code github.com/RuiyangJu/Connection_Reduction,
+  MIT), which the paper's Fig. 10 (§5.2) attacks. ``connections`` picks their Baseline (``"dense"``, the
+  paper's "baseline"), ShortNet1 (``"shortnet1"``, "variant-1") or ShortNet2 (``"shortnet2"``, "variant-2").
+  Stem: a 7×7 convolution (64 channels, stride 1, no bias) and ReLU. Four dense blocks of (8, 10, 12, 8)
+  (DenseNet-43) or (10, 12, 16, 8) (DenseNet-53) 3×3 convolutions with bias and growth g = 32: BatchNorm on the
+  block's input, conv_1 = relu(Conv(bn(x))), conv_k = relu(Conv(c_{k−1})), where c_1 = conv_1 and c_k
+  concatenates conv_j for j ∈ S_k, so conv_k has g·|S_{k−1}| input channels; the block outputs c_L (the block's
+  input is never concatenated). The rules: dense S_k = 1…k; shortnet1 S_k = 1, the j in 2…k−1 with
+  j ≡ k − 1 (mod 2), and k; shortnet2 S_k = (k − 1, k) for odd k ≥ 3 and, for even k, the k − (2ⁿ − 1) ≥ 1
+  (n = 1, 2, …: k − 1, k − 3, k − 7, k − 15, …) and k. After each block a transition Conv1×1 (with bias) →
+  ReLU → BatchNorm → 2×2 average pool: the first three halve the block's output channels and the fourth outputs
+  128 (shortnet2: it halves too, 128 → 64), which reproduces every count of Ju et al.'s code (DenseNet-43
+  dense 128/160/192/128, shortnet1 80/96/112/128, shortnet2 64/64/64/64; DenseNet-53 dense 160/192/256/128,
+  shortnet1 96/112/144/128, shortnet2 64/64/80/64). Head: BatchNorm, flatten, Linear(→ 512), Linear(512 →
+  classes), no activation between (as in their code). At width 1 the parameter counts are 2.17 / 1.59 / 0.97 M
+  (DenseNet-43) and 3.15 / 2.16 / 1.20 M (DenseNet-53), the #Params of Ju et al.'s README. ``width`` (> 0)
+  scales the growth to round(32·width) (at least 1), the stem to round(64·width) and each transition's output
+  likewise; ``image_size`` (a multiple of 16, default 32) sizes the first linear layer, as four pools divide
+  the side by 16. ``skip_connections(model)`` counts the non-sequential connections of the dense blocks.
+  At ``image_size=16`` the head's BatchNorm sees 1×1 maps, so in train mode it normalises each channel over the
+  batch alone: one image raises PyTorch's "Expected more than 1 value per channel", and two come out as v and
+  −v with |v| ≤ 1 (±1 unless the two values nearly coincide, up to BatchNorm's eps), so the classifier sees
+  little more than the sign of their difference per channel; train-mode clients want 3+ images there, or 32×32 inputs.
 
 ``resnet18`` is torchvision's ResNet-18 layout (same parameters, in the same order, once torchvision's 7×7
 stride-2 stem convolution is a 3×3 stride-1 one), written out here so that ``cut_skips`` can reach each block.
@@ -44,8 +75,9 @@ auxiliary heads, no ``transform_input``). Their adaptations to 32×32 inputs:
   Conv2d_1a_3x3 is stride 1 with padding 1, Conv2d_2a_3x3 and Conv2d_4a_3x3 get padding 1, maxpool1 and
   maxpool2 are dropped, so Mixed_6a and Mixed_7a take 32 → 15 → 7; fc is 2048·w → classes.
 
-Initialisation. ``convnet``, ``lenet``, ``resnet18`` and ``resnet34`` keep the initialisation their
-constructors draw. The other zoo models take ``init``:
+Initialisation. ``convnet``, ``lenet``, ``resnet18``, ``resnet34``, ``preact_resnet18``, ``densenet43`` and
+``densenet53`` keep the initialisation their constructors draw (PyTorch's defaults; Ju et al.'s code sets no
+other). The other zoo models take ``init``:
 
 * ``"torchvision"`` (default) — as ``torchvision.models.<name>()`` initialises the architecture without
   pretrained weights: its own rule (VGG: Kaiming-normal convolutions, N(0, 0.01) linears; ResNet and
@@ -62,11 +94,17 @@ why the ``cpu`` profile of §5.1 uses the other three families.
 
 ``build_model(name, num_classes, seed=…, **options)`` is the one entry point; ``MODELS`` lists the names
 and ``model_options(name)`` the options each accepts.
+
+Architecture analysis (§5.2): ``skip_connections(model)`` (above); ``inception_blocks(model)`` names the
+Inception ("net-in-net", NIN) blocks of a ``googlenet`` / ``inception_v3`` in forward order (Table 3's #1–#4
+are the first four); ``parameter_names(model, prefix)`` and ``parameter_share(model, prefix)`` give the
+parameters inside a module and their fraction of the model's.
 """
 from __future__ import annotations
 
 import functools
 import inspect
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -74,7 +112,8 @@ from torch import nn
 # torchvision is imported where a zoo model is built: importing it costs about a second
 
 __all__ = ["MODELS", "ZOO", "build_model", "model_options", "Normalize", "ConvNet", "LeNet", "CifarResNet",
-           "CifarVGG"]
+           "CifarVGG", "PreActBlock", "ReducedDenseNet", "skip_connections", "inception_blocks", "parameter_names",
+           "parameter_share", "CONVNET_MODIFICATIONS"]
 
 # The nine architectures of §5.1, in the paper's order.
 ZOO = ("vgg11", "vgg16", "vgg19", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet", "inception_v3")
@@ -126,17 +165,35 @@ class ConvNet(nn.Module):
             layers.append(nn.Dropout(dropout))
         layers.append(nn.Flatten())
         self.features = nn.Sequential(*layers)
-        with torch.no_grad():  # the flattened size depends on kernel, padding and pooling
+        # the flattened size depends on kernel, padding and pooling; in eval mode, so that dropout draws nothing
+        # from the RNG and the classifier's initial weights do not depend on the dropout rate
+        with torch.no_grad():
             try:
-                n_features = self.features(torch.zeros(2, in_channels, image_size, image_size)).shape[1]
+                n_features = self.features.eval()(torch.zeros(2, in_channels, image_size, image_size)).shape[1]
             except RuntimeError as error:
                 raise ValueError(f"convnet: image_size={image_size} is too small for kernel_size={kernel_size}, "
                                  f"padding={padding}, max_pool={max_pool}") from error
+        self.features.train()
         self.classifier = nn.Linear(n_features, num_classes, bias=bias)
 
     def forward(self, x):
         return self.classifier(self.features(x))
 
+
+# Table 4 (§5.2): the ConvNet's micro-design modifications, as ``convnet`` options replacing the standard's (bias,
+# ReLU, two max-pools, one dropout layer, 3×3 kernels, padding 1); "none" is the standard ConvNet itself.
+CONVNET_MODIFICATIONS = {
+    "none": (),
+    "remove ReLU": (("activation", False),),
+    "remove dropout": (("dropout", 0.0),),
+    "remove max-pool": (("max_pool", False),),
+    "kernel 4": (("kernel_size", 4),),
+    "remove bias": (("bias", False),),
+    "kernel 2": (("kernel_size", 2),),
+    "kernel 1": (("kernel_size", 1),),
+    "padding 2": (("padding", 2),),
+    "padding 3": (("padding", 3),),
+}
 
 class LeNet(nn.Module):
     """The LeNet of DLG (Zhu et al., 2019): three strided 5×5 convolutions with sigmoids, then linear."""
@@ -161,6 +218,8 @@ class LeNet(nn.Module):
 class BasicBlock(nn.Module):
     """ResNet basic block; with ``skip=False`` the shortcut (and its projection) is gone: out = relu(F(x))."""
 
+    preactivation = False  # CifarResNet: BN-ReLU in the stem, none before the pool
+
     def __init__(self, in_planes: int, planes: int, stride: int, skip: bool):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
@@ -180,40 +239,81 @@ class BasicBlock(nn.Module):
         return torch.relu(out)
 
 
+class PreActBlock(nn.Module):
+    """Pre-activation basic block (He et al., "Identity Mappings in Deep Residual Networks", 2016).
+
+    out = conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut, where the shortcut is x, or — when the shape
+    changes — a 1×1 strided convolution (no BN) of relu(bn1(x)), as in the usual CIFAR PreActResNet. No ReLU
+    follows the addition. With ``skip=False`` the shortcut (and its projection) is gone: out = F(x).
+    """
+
+    preactivation = True  # CifarResNet: a bare stem convolution, BN-ReLU before the pool
+
+    def __init__(self, in_planes: int, planes: int, stride: int, skip: bool):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.skip = skip
+        self.shortcut = None
+        if skip and (stride != 1 or in_planes != planes):
+            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
+
+    def forward(self, x):
+        pre = torch.relu(self.bn1(x))
+        out = self.conv2(torch.relu(self.bn2(self.conv1(pre))))
+        if self.skip:
+            out = out + (x if self.shortcut is None else self.shortcut(pre))
+        return out
+
+
 class CifarResNet(nn.Module):
-    """ResNet with the CIFAR stem; ``blocks`` per stage, stage widths (w, 2w, 4w, 8w) with w = 64·width."""
+    """ResNet with the CIFAR stem; ``blocks`` per stage, stage widths (w, 2w, 4w, 8w) with w = 64·width.
+
+    ``block`` is ``BasicBlock`` (post-activation: stem conv-BN-ReLU) or ``PreActBlock`` (pre-activation: a bare
+    stem conv, and BN-ReLU after the last block, before the pool).
+    """
 
     def __init__(self, blocks: tuple[int, ...], num_classes: int, *, width: float = 1.0, in_channels: int = 3,
-                 cut_skips=()):
+                 cut_skips=(), block: type = BasicBlock):
         super().__init__()
+        name = "preact_resnet" if block.preactivation else "resnet"
         n_blocks = sum(blocks)
         cut = set(int(i) for i in cut_skips)
         if width <= 0:
-            raise ValueError(f"resnet: width must be > 0, got {width}")
+            raise ValueError(f"{name}: width must be > 0, got {width}")
         if not cut <= set(range(n_blocks)):
-            raise ValueError(f"resnet: cut_skips must be block ids in 0..{n_blocks - 1}, got {sorted(cut)}")
+            raise ValueError(f"{name}: cut_skips must be block ids in 0..{n_blocks - 1}, got {sorted(cut)}")
         base = max(1, round(64 * width))
-        self.stem = nn.Sequential(Normalize(), nn.Conv2d(in_channels, base, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(base), nn.ReLU())
+        stem = [Normalize(), nn.Conv2d(in_channels, base, 3, padding=1, bias=False)]
+        if not block.preactivation:
+            stem += [nn.BatchNorm2d(base), nn.ReLU()]
+        self.stem = nn.Sequential(*stem)
         stages, in_planes, block_id = [], base, 0
         for stage, count in enumerate(blocks):
             planes = base * 2 ** stage
             layer = []
             for j in range(count):
-                layer.append(BasicBlock(in_planes, planes, stride=2 if (stage > 0 and j == 0) else 1,
-                                        skip=block_id not in cut))
+                layer.append(block(in_planes, planes, stride=2 if (stage > 0 and j == 0) else 1,
+                                   skip=block_id not in cut))
                 in_planes, block_id = planes, block_id + 1
             stages.append(nn.Sequential(*layer))
         self.layers = nn.Sequential(*stages)
+        # registered for pre-activation only, so that the post-activation nets keep their modules and state_dict
+        self.final = nn.Sequential(nn.BatchNorm2d(in_planes), nn.ReLU()) if block.preactivation else None
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(in_planes, num_classes)
 
-    def blocks(self) -> list[BasicBlock]:
+    def blocks(self) -> list[nn.Module]:
         """The residual blocks in forward order (index = the id used by ``cut_skips``)."""
         return [b for stage in self.layers for b in stage]
 
     def forward(self, x):
-        return self.classifier(torch.flatten(self.pool(self.layers(self.stem(x))), 1))
+        out = self.layers(self.stem(x))
+        if self.final is not None:
+            out = self.final(out)
+        return self.classifier(torch.flatten(self.pool(out), 1))
 
 
 def _resnet18(num_classes: int, *, width: float = 1.0, in_channels: int = 3, cut_skips=()):
@@ -222,6 +322,11 @@ def _resnet18(num_classes: int, *, width: float = 1.0, in_channels: int = 3, cut
 
 def _resnet34(num_classes: int, *, width: float = 1.0, in_channels: int = 3, cut_skips=()):
     return CifarResNet((3, 4, 6, 3), num_classes, width=width, in_channels=in_channels, cut_skips=cut_skips)
+
+
+def _preact_resnet18(num_classes: int, *, width: float = 1.0, in_channels: int = 3, cut_skips=()):
+    return CifarResNet((2, 2, 2, 2), num_classes, width=width, in_channels=in_channels, cut_skips=cut_skips,
+                       block=PreActBlock)
 
 
 # every channel count of the architecture is a multiple of this (see _check_width)
@@ -399,6 +504,106 @@ def _densenet121(num_classes: int, *, width: float = 1.0, init: str = "torchvisi
     return _zoo_model(net, "densenet", init)
 
 
+# Ju et al.'s connection rules (§5.2, Fig. 10): the ids of the earlier layers whose outputs make up c_k
+DENSENET_CONNECTIONS = ("dense", "shortnet1", "shortnet2")
+
+
+def _sources(connections: str, k: int) -> tuple[int, ...]:
+    """S_k: the layers (1-based, increasing, ending with k) whose outputs are concatenated into c_k."""
+    if k == 1:
+        return (1,)
+    if connections == "dense":  # Baseline: every earlier layer
+        return tuple(range(1, k + 1))
+    if connections == "shortnet1":  # the first layer and every other layer counted back from k − 1
+        return (1,) + tuple(j for j in range(2, k) if (k - 1 - j) % 2 == 0) + (k,)
+    # ShortNet2: odd k keep only k − 1; even k reach back 1, 3, 7, 15, … (2^n − 1) layers
+    if k % 2:
+        return (k - 1, k)
+    back = [k - (2 ** n - 1) for n in range(1, k.bit_length() + 1) if k - (2 ** n - 1) >= 1]
+    return tuple(sorted(back)) + (k,)
+
+
+class ReducedDenseBlock(nn.Module):
+    """One dense block of Ju et al.: ``layers`` 3×3 convolutions (with bias) of ``growth`` channels each.
+
+    conv_1 = relu(Conv(bn(x))), conv_k = relu(Conv(c_{k−1})) for k ≥ 2, with c_1 = conv_1 and c_k the
+    concatenation of conv_j for j ∈ S_k (``sources[k − 1]``); the block returns c_L. The block's input is not
+    concatenated. Ju et al. also apply a ReLU to each concatenation; its inputs are ReLU outputs already, so that
+    ReLU is the identity (in value and gradient) and is left out. Modules: ``norm``, ``conv1`` … ``conv<L>``.
+    """
+
+    def __init__(self, in_channels: int, layers: int, growth: int, connections: str):
+        super().__init__()
+        self.sources = [_sources(connections, k) for k in range(1, layers + 1)]
+        self.norm = nn.BatchNorm2d(in_channels)
+        for k in range(1, layers + 1):
+            channels = in_channels if k == 1 else growth * len(self.sources[k - 2])
+            self.add_module(f"conv{k}", nn.Conv2d(channels, growth, 3, padding=1))
+        self.out_channels = growth * len(self.sources[-1])
+
+    def forward(self, x):
+        outs, c = [], self.norm(x)
+        for k, sources in enumerate(self.sources, start=1):
+            outs.append(torch.relu(getattr(self, f"conv{k}")(c)))
+            c = outs[0] if k == 1 else torch.cat([outs[j - 1] for j in sources], 1)
+        return c
+
+    def skip_connections(self) -> int:
+        """The edges conv_j → conv_k (j ∈ S_{k−1}, j ≠ k − 1) and conv_j → output (j ∈ S_L, j ≠ L)."""
+        return sum(len(sources) - 1 for sources in self.sources)
+
+
+class ReducedDenseNet(nn.Module):
+    """DenseNet-43 / DenseNet-53 with connection reduction (Ju and Chiang, "Connection Reduction of DenseNet for
+    Image Recognition", ISPACS 2022; the paper's Fig. 10, §5.2). See the module docstring for the layout, and for
+    why 16×16 inputs want three or more images per batch in train mode."""
+
+    def __init__(self, layers: tuple[int, ...], num_classes: int, *, connections: str = "dense",
+                 width: float = 1.0, image_size: int = 32, name: str = "densenet"):
+        super().__init__()
+        if connections not in DENSENET_CONNECTIONS:
+            raise ValueError(f"{name}: connections must be one of {DENSENET_CONNECTIONS}, got {connections!r}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+            raise ValueError(f"{name}: width must be a number > 0, got {width!r}")
+        growth, stem = round(32 * width), round(64 * width)
+        if growth < 1:
+            raise ValueError(f"{name}: width={width} leaves round(32·width) = {growth} growth channels; "
+                             f"need width > 1/64 (about 0.016)")
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16 or image_size % 16:
+            raise ValueError(f"{name}: image_size must be a positive multiple of 16 (four 2×2 pools), "
+                             f"got {image_size!r}")
+        self.stem = nn.Sequential(Normalize(), nn.Conv2d(3, stem, 7, padding=3, bias=False), nn.ReLU())
+        features, channels = [], stem
+        for i, count in enumerate(layers, start=1):
+            block = ReducedDenseBlock(channels, count, growth, connections)
+            # at width 1: halve the block's output, except the last transition of dense / shortnet1 (128)
+            full = 32 * len(block.sources[-1])
+            out = 128 if (i == len(layers) and connections != "shortnet2") else full // 2
+            channels = max(1, round(out * width))
+            transition = nn.Sequential(nn.Conv2d(block.out_channels, channels, 1), nn.ReLU(),
+                                       nn.BatchNorm2d(channels), nn.AvgPool2d(2))
+            features += [(f"block{i}", block), (f"transition{i}", transition)]
+        self.features = nn.Sequential(OrderedDict(features))
+        self.norm = nn.BatchNorm2d(channels)
+        # each transition halves the side: channels × (image_size / 2^4)² features
+        self.pre_classifier = nn.Linear(channels * (image_size // 2 ** len(layers)) ** 2, 512)
+        self.classifier = nn.Linear(512, num_classes)  # no activation in between, as in Ju et al.'s code
+
+    def forward(self, x):
+        out = torch.flatten(self.norm(self.features(self.stem(x))), 1)
+        return self.classifier(self.pre_classifier(out))
+
+
+def _densenet43(num_classes: int, *, connections: str = "dense", width: float = 1.0, image_size: int = 32):
+    return ReducedDenseNet((8, 10, 12, 8), num_classes, connections=connections, width=width,
+                           image_size=image_size, name="densenet43")
+
+
+def _densenet53(num_classes: int, *, connections: str = "dense", width: float = 1.0, image_size: int = 32):
+    return ReducedDenseNet((10, 12, 16, 8), num_classes, connections=connections, width=width,
+                           image_size=image_size, name="densenet53")
+
+
 def _googlenet(num_classes: int, *, width: float = 1.0, init: str = "torchvision"):
     from torchvision.models.googlenet import BasicConv2d, GoogLeNet, Inception, InceptionAux
 
@@ -453,12 +658,15 @@ MODELS = {
     "lenet": LeNet,
     "resnet18": _resnet18,
     "resnet34": _resnet34,
+    "preact_resnet18": _preact_resnet18,
     "vgg11": _vgg11,
     "vgg16": _vgg16,
     "vgg19": _vgg19,
     "resnet50": _resnet50,
     "resnet152": _resnet152,
     "densenet121": _densenet121,
+    "densenet43": _densenet43,
+    "densenet53": _densenet53,
     "googlenet": _googlenet,
     "inception_v3": _inception_v3,
     "swin_t": _swin_t,
@@ -481,10 +689,10 @@ def build_model(name: str, num_classes: int, *, seed: int, **options) -> nn.Modu
     """Build model ``name`` for ``num_classes`` classes, its initial weights drawn from ``seed``.
 
     ``options`` are the builder's keyword-only options (``model_options(name)``). The initialisation depends on
-    the family (module docstring): ``convnet``, ``lenet``, ``resnet18`` and ``resnet34`` get what their
-    constructors draw, PyTorch's default module initialisation; the other zoo models default to
-    ``init="torchvision"``, the rule of ``torchvision.models.<name>()``, and take ``init="pytorch"`` for PyTorch's
-    defaults alone. The global RNG is left as it was.
+    the family (module docstring): ``convnet``, ``lenet``, ``resnet18``, ``resnet34``, ``preact_resnet18``,
+    ``densenet43`` and ``densenet53`` get what their constructors draw, PyTorch's default module initialisation;
+    the other zoo models default to ``init="torchvision"``, the rule of ``torchvision.models.<name>()``, and take
+    ``init="pytorch"`` for PyTorch's defaults alone. The global RNG is left as it was.
 
     >>> model = build_model("convnet", 10, seed=0, width=16)
     >>> model(torch.rand(2, 3, 32, 32)).shape
@@ -503,3 +711,53 @@ def build_model(name: str, num_classes: int, *, seed: int, **options) -> nn.Modu
         return MODELS[name](num_classes, **options)
     finally:
         torch.random.set_rng_state(state)
+
+
+# Architecture analysis for §5.2: dense connections (Fig. 10) and net-in-net blocks (Table 3).
+
+def skip_connections(model: nn.Module) -> int:
+    """The number of non-sequential connections in the dense blocks of ``model`` (a ``densenet43`` / ``densenet53``).
+
+    In a block of L layers, conv_k (k ≥ 2) reads c_{k−1} = cat[conv_j for j ∈ S_{k−1}] and the block outputs
+    c_L; each j in those sets is an edge conv_j → conv_k (or → output). The plain sequential edges
+    conv_{k−1} → conv_k and conv_L → output are not counted; every other edge is, so a block adds
+    Σ_{m=1}^{L} (|S_m| − 1). A fully dense block (S_m = 1…m) has (L − 1)(L − 2)/2 + (L − 1) = L(L − 1)/2.
+    """
+    blocks = [m for m in model.modules() if isinstance(m, ReducedDenseBlock)]
+    if not blocks:
+        raise ValueError(f"skip_connections: {type(model).__name__} has no dense blocks (build densenet43 or "
+                         f"densenet53)")
+    return sum(block.skip_connections() for block in blocks)
+
+
+def inception_blocks(model: nn.Module) -> list[str]:
+    """The qualified names (as in ``model.named_modules()``) of the Inception ("net-in-net", NIN) blocks of a built
+    ``googlenet`` or ``inception_v3``, in forward order; the paper's Table 3 blocks #1–#4 are the first four.
+
+    Blocks are found by type: torchvision's ``googlenet.Inception`` (``net.inception3a`` … ``net.inception5b``)
+    and ``inception.InceptionA`` … ``InceptionE`` (``net.Mixed_5b`` … ``net.Mixed_7c``).
+    """
+    from torchvision.models.googlenet import Inception
+    from torchvision.models.inception import InceptionA, InceptionB, InceptionC, InceptionD, InceptionE
+
+    kinds = (Inception, InceptionA, InceptionB, InceptionC, InceptionD, InceptionE)
+    names = [name for name, module in model.named_modules() if isinstance(module, kinds)]
+    if not names:
+        raise ValueError(f"inception_blocks: {type(model).__name__} has no Inception blocks (build googlenet or "
+                         f"inception_v3)")
+    return names
+
+
+def parameter_names(model: nn.Module, prefix: str) -> list[str]:
+    """The names (as ``model.named_parameters()`` spells them) of the parameters inside module ``prefix``."""
+    if prefix not in dict(model.named_modules()):
+        raise ValueError(f"parameter_names: {type(model).__name__} has no module {prefix!r}")
+    inside = prefix + "." if prefix else ""  # "" is the model itself
+    return [name for name, _ in model.named_parameters() if name.startswith(inside)]
+
+
+def parameter_share(model: nn.Module, prefix: str) -> float:
+    """The parameters inside module ``prefix`` as a fraction of all of ``model``'s (counted in scalars)."""
+    inside = set(parameter_names(model, prefix))
+    sizes = {name: p.numel() for name, p in model.named_parameters()}
+    return sum(sizes[name] for name in inside) / sum(sizes.values())

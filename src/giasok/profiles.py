@@ -11,7 +11,8 @@
   manual installs (``giasok.data``, ``giasok.generative``).
 
 A profile changes sizes only, never the algorithm. It is composed of one small frozen dataclass per section
-(``TrainingSetupSizes`` for §4.1, ``DataDimensionSizes`` for §4.2.1, ``TrainingStageSizes`` for §5.1), each
+(``TrainingSetupSizes`` for §4.1, ``DataDimensionSizes`` for §4.2.1, ``TrainingStageSizes`` for §5.1,
+``ArchitectureSizes`` for §5.2, ``PostProcessingSizes`` for §6), each
 holding that section's sizes and its attacks as ``giasok.attacks.AttackConfig``s, under the section's module
 name (``profile.training_setup`` …). ``get_profile(name, section, **overrides)`` returns the preset with some
 of one section's fields replaced — how a notebook's papermill parameters reach it: a field by its name
@@ -50,7 +51,7 @@ from dataclasses import dataclass, field
 from .attacks import ROG_RECIPE, AttackConfig
 
 __all__ = ["Profile", "PROFILES", "SECTIONS", "TrainingSetupSizes", "DataDimensionSizes", "TrainingStageSizes",
-           "PostProcessingSizes",
+           "ArchitectureSizes", "PostProcessingSizes",
            "get_profile", "section_settings", "override_names", "check_device"]
 
 
@@ -284,6 +285,39 @@ class PostProcessingSizes:
     rog: AttackConfig = _checked(_attack_config)
 
 
+
+def _micro_designs(name, value):
+    from .models import CONVNET_MODIFICATIONS
+
+    known = [m for m in CONVNET_MODIFICATIONS if m != "none"]
+    if not isinstance(value, (list, tuple)) or not value or not set(value) <= set(known):
+        raise ValueError(f"{name} must be a non-empty list drawn from {known}, got {value!r}")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class ArchitectureSizes:
+    """§5.2 (Fig. 9–10, Tables 3–4, Appx B.II): the data and resolution, the BatchNorm mode of the client (the
+    paper's GIA code runs the model in eval mode), its learning rate, victims per cell and the attack (Geiping's
+    GIA-O with TV); the ResNets whose skips are cut one at a time, the DenseNets whose connections are reduced,
+    the Inception nets attacked through one block's gradient (the first ``nin_blocks`` blocks), the ConvNet's
+    options and the Table 4 modifications applied to it, and the ResNets of the beyond-the-paper table (each
+    in train and eval mode, after Valadi et al.)."""
+
+    data: str = _checked(_dataset)
+    image_size: int = _checked(_positive_int)
+    bn_mode: str = _checked(_bn_mode)
+    client_lr: float = _checked(_positive_float)
+    victims: int = _checked(_positive_int)
+    gia_o: AttackConfig = _checked(_attack_config)
+    skip_models: tuple = _checked(_model_list)
+    dense_models: tuple = _checked(_model_list)
+    nin_models: tuple = _checked(_model_list)
+    nin_blocks: int = _checked(_positive_int)
+    convnet_options: tuple = _checked(_options)
+    micro_designs: tuple = _checked(_micro_designs)
+    beyond_models: tuple = _checked(_model_list)
+
 @dataclass(frozen=True)
 class Profile:
     """One preset: its name and every section's sizes, under the section's module name."""
@@ -292,12 +326,14 @@ class Profile:
     training_setup: TrainingSetupSizes
     data_dimension: DataDimensionSizes
     training_stage: TrainingStageSizes
+    architecture: ArchitectureSizes
     post_processing: PostProcessingSizes
 
 
 # section module name -> its sizes: the fields of Profile after ``name``
 SECTIONS = {"training_setup": TrainingSetupSizes, "data_dimension": DataDimensionSizes,
-            "training_stage": TrainingStageSizes, "post_processing": PostProcessingSizes}
+            "training_stage": TrainingStageSizes, "architecture": ArchitectureSizes,
+            "post_processing": PostProcessingSizes}
 
 
 # §5.1 at cpu, calibrated (GIA-O at round 0 on one-step updates of W_0, 500 iterations, three victims):
@@ -307,6 +343,17 @@ SECTIONS = {"training_setup": TrainingSetupSizes, "data_dimension": DataDimensio
 #   (the old profile's three families at width 1/8 and 32² never leaked)
 # So one family that can be attacked, rather than three that cannot; the paper profile runs all nine.
 CPU_ZOO = (("resnet18", (("width", 0.25),)),)
+
+# Table 4's nine modifications of the standard ConvNet (giasok.models.CONVNET_MODIFICATIONS)
+# §5.2 at cpu, calibrated (GIA-O, 300 iterations, TV 1e-4, eval mode, three victims, 16²):
+#   ResNet-18 width 1/8: 12.6 dB (800 iterations: 14.2) — never leaks;  width 1/4: 20.4 dB, 9 s per attack <- chosen
+#   ResNet-34 width 1/4: 18.4 dB, 15 s per attack; ConvNet width 16: 29.2 dB, 6 s per attack
+#   GoogLeNet width 1/4: 11.1 dB full, 11–12 dB per block (pytorch init: 10.4 / 9.2; width 1/8 at 32²: 10.7) —
+#   no affordable setting leaks, like the paper's own full-gradient GoogLeNet (LPIPS 0.20); Inception-v3 width
+#   1/4: 7.5 dB at 34 s per attack, so it runs at paper only. ConvNet at 32² (width 8: 12.3 dB) does not leak
+#   in budget, and at 16² Table 4's 4×4 kernel leaves no pixel for the second max-pool (it needs ≥ 21²), so
+#   the cpu profile runs the other eight modifications.
+MICRO_DESIGNS = ("remove ReLU", "remove dropout", "remove max-pool", "kernel 4", "remove bias", "kernel 2", "kernel 1", "padding 2", "padding 3")
 
 
 def _gia_o(iterations: int, tv: float | None) -> AttackConfig:
@@ -342,6 +389,12 @@ PROFILES = {
             models=(("convnet", (("width", 4),)), ("lenet", ())), data="patches", image_size=32,
             clients=2, samples_per_client=16, batch_size=8, epochs=1, lr=0.01, rounds=3, window=2, victims=1,
             gia_o=_gia_o(5, 1e-4), igsa_samples=4, igsa_radius=1e-3, bn_mode="eval"),
+        architecture=ArchitectureSizes(
+            data="patches", image_size=16, bn_mode="eval", client_lr=0.1, victims=1, gia_o=_gia_o(5, 1e-4),
+            skip_models=(("resnet18", (("width", 0.125),)),), dense_models=(("densenet43", (("width", 0.125),)),),
+            nin_models=(("googlenet", (("width", 0.125),)),), nin_blocks=2,
+            convnet_options=(("width", 4), ("dropout", 0.5)), micro_designs=("remove ReLU", "kernel 1"),
+            beyond_models=(("resnet18", (("width", 0.125),)), ("preact_resnet18", (("width", 0.125),)))),
         post_processing=PostProcessingSizes(
             model="convnet", model_options=(("width", 4),), data="patches", image_size=32, bn_mode="eval",
             client_lr=0.05, clients=4, samples_per_client=20, participation=0.5, batch_size=10, epochs=1, rounds=2,
@@ -367,6 +420,13 @@ PROFILES = {
             models=CPU_ZOO, data="patches", image_size=16, clients=5, samples_per_client=100, batch_size=32,
             epochs=2, lr=0.01, rounds=15, window=4, victims=3, gia_o=_gia_o(500, 1e-4), igsa_samples=32,
             igsa_radius=1e-3, bn_mode="eval"),
+        architecture=ArchitectureSizes(
+            data="patches", image_size=16, bn_mode="eval", client_lr=0.1, victims=3, gia_o=_gia_o(300, 1e-4),
+            skip_models=(("resnet18", (("width", 0.25),)), ("resnet34", (("width", 0.25),))),
+            dense_models=(("densenet43", (("width", 0.25),)),), nin_models=(("googlenet", (("width", 0.25),)),),
+            nin_blocks=4, convnet_options=(("width", 16), ("dropout", 0.5)),
+            micro_designs=tuple(m for m in MICRO_DESIGNS if m != "kernel 4"),  # too large for 16² (above)
+            beyond_models=(("resnet18", (("width", 0.25),)), ("preact_resnet18", (("width", 0.25),)))),
         post_processing=PostProcessingSizes(
             model="resnet18", model_options=(("width", 0.25),), data="patches", image_size=16, bn_mode="eval",
             client_lr=0.1, clients=20, samples_per_client=50, participation=0.5, batch_size=10, epochs=1, rounds=10,
@@ -400,6 +460,14 @@ PROFILES = {
             data="cifar10", image_size=32, clients=5, samples_per_client=10000, batch_size=128, epochs=10,
             lr=0.01, rounds=100, window=5, victims=10, gia_o=_gia_o(8000, 1e-5), igsa_samples=10000,
             igsa_radius=1e-3, bn_mode="eval"),
+        # Appx B.II: Geiping's GIA-O with TV on CIFAR10 (8000 iterations, as §4); the paper gives no victim count
+        # or width for §5.2: full-width models, 4 victims per cell are our choice
+        architecture=ArchitectureSizes(
+            data="cifar10", image_size=32, bn_mode="eval", client_lr=0.1, victims=4, gia_o=_gia_o(8000, 1e-5),
+            skip_models=(("resnet18", ()), ("resnet34", ())),
+            dense_models=(("densenet43", ()), ("densenet53", ())), nin_models=(("googlenet", ()), ("inception_v3", ())),
+            nin_blocks=4, convnet_options=(("width", 64), ("dropout", 0.5)), micro_designs=MICRO_DESIGNS,
+            beyond_models=(("resnet18", ()), ("preact_resnet18", ()))),
         # Appx B.III: 100 clients (99 with N = 500, the victim with N = 10), 10 % per round, E = 1, B = 10; the
         # paper does not give the rounds or the learning rate: 100 rounds at 0.05 is our choice
         post_processing=PostProcessingSizes(

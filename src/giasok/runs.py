@@ -41,10 +41,11 @@ from ._io import UNREADABLE, atomic_write, describe, set_aside
 from .attacks import AttackConfig, invert
 from .data import image_size_option, load_dataset, victim_batch
 from .fl import client_update, fedavg_rounds
-from .models import build_model
+from .models import build_model, parameter_names
 from .paths import CACHE_VERSION  # re-exported: defined in giasok.paths, which giasok.generative imports too
 
-__all__ = ["CACHE_VERSION", "GiaExperiment", "FedAvgTraining", "run", "run_grid", "config_hash", "result_paths",
+__all__ = ["CACHE_VERSION", "GiaExperiment", "ModuleGradientExperiment", "FedAvgTraining", "run", "run_grid",
+           "config_hash", "result_paths",
            "parallel_map", "cpu_threads", "reconstruction_scores", "with_generator_seed",
            "default_workers", "tally", "reset_tally"]
 
@@ -402,6 +403,29 @@ class GiaExperiment:
         arrays = {"truth": images.numpy(), "reconstruction": matched.numpy(), "labels": labels.numpy(),
                   "order": order, "loss_history": np.asarray(rec.loss_history)}
         return result, arrays
+
+
+@dataclass(frozen=True)
+class ModuleGradientExperiment(GiaExperiment):
+    """A ``GiaExperiment`` whose attacker matches only the update of one module's parameters,
+    ``observed_module`` (a qualified name as in ``model.named_modules()``, e.g. GoogLeNet's first Inception block,
+    ``giasok.models.inception_blocks(model)[0]``): §5.2's Table 3 attacks "with the gradient of one NIN block".
+    The client trains and shares as in ``GiaExperiment``; the attacker discards the rest of the update
+    (``ClientUpdate.restricted``). Labels must be given: inferring them reads the classifier's update."""
+
+    observed_module: str = ""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.observed_module:
+            raise ValueError("observed_module must name a module of the model (e.g. 'net.inception3a')")
+        if self.labels != "given":
+            raise ValueError("a ModuleGradientExperiment attacks part of the update, without the classifier's: "
+                             "labels must be 'given'")
+
+    def victim(self):
+        images, labels, model, update = super().victim()
+        return images, labels, model, update.restricted(parameter_names(model, self.observed_module))
 
 
 def with_generator_seed(experiment: GiaExperiment, seed: int) -> GiaExperiment:
