@@ -10,6 +10,21 @@ Real data sets, for machines with a network or the files already in place:
 * ``imagenet`` — an ``ImageFolder`` under ``root/imagenet/{train,val}`` resized and centre-cropped to
   ``image_size`` (the paper's high-resolution points of Fig. 4a).
 
+Out-of-distribution sets for the generative-prior attack (§4.2.2), all resized (shorter side) and centre-cropped
+to ``image_size`` (default 224, as ``imagenet``):
+
+* ``dtd`` — the Describable Textures Dataset ("Textures"), torchvision's loader under ``root/dtd``; splits
+  ``train``/``test`` of partition 1 (its ``val`` split is not used).
+* ``places365`` — Places365-Standard ("Places"), torchvision's loader on the small (256²) images under
+  ``root/places365``; ``train`` is ``train-standard`` (1.8 M images, a 24 GB archive), ``test`` is ``val``
+  (36 500 images, 0.5 GB).
+* ``lfw`` — Labeled Faces in the Wild (people, deep-funneled), torchvision's ``LFWPeople`` under ``root/lfw-py``;
+  ``train``/``test`` are its ``DevTrain``/``DevTest`` lists. It cannot be downloaded automatically any more.
+* ``pacs`` — PACS ("Styles"): one ``domain`` (``art_painting``, ``cartoon``, ``photo`` or ``sketch``) of an
+  ``ImageFolder`` ``root/pacs/<domain>/<class>/<image>``, split 80/20 by a fixed hash of ``<class>/<image>``.
+
+The paper's "Objects" set (ImageNet-21K minus ImageNet-1K) is not provided.
+
 Offline built-ins, made deterministically from photographs that ship inside scikit-image and
 scikit-learn and cached in ``<root>/cache`` (``giasok.paths.cache_dir``; the ``smoke`` and ``cpu`` profiles
 use these):
@@ -22,7 +37,9 @@ use these):
 """
 from __future__ import annotations
 
+import hashlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +51,7 @@ from ._io import atomic_write
 
 __all__ = ["DATASETS", "DatasetUnavailable", "ImageDataset", "load_dataset", "image_size_option", "victim_batch",
            "PATCH_SOURCES",
-           "CANARY_SOURCES"]
+           "CANARY_SOURCES", "PACS_DOMAINS"]
 
 
 class DatasetUnavailable(RuntimeError):
@@ -153,20 +170,38 @@ def _canaries(root, split):
     return ImageDataset(images, range(len(images)), list(CANARY_SOURCES))
 
 
+@contextmanager
+def _torchvision_errors(missing, failed):
+    """Turn a torchvision loader's "not found" ``RuntimeError`` into ``DatasetUnavailable(missing)`` and an
+    ``OSError`` (a failed download, or a file missing from an incomplete copy) into
+    ``DatasetUnavailable(failed(error))``."""
+    try:
+        yield
+    except DatasetUnavailable:
+        raise
+    except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
+        raise DatasetUnavailable(missing) from error
+    except OSError as error:  # the download itself failed (no network)
+        raise DatasetUnavailable(failed(error)) from error
+
+
+def _resize_crop(image_size):
+    """PIL image → float C×``image_size``×``image_size`` tensor: shorter side resized, then centre-cropped."""
+    from torchvision import transforms
+
+    return transforms.Compose([transforms.Resize(image_size), transforms.CenterCrop(image_size),
+                               transforms.ToTensor()])
+
+
 def _torchvision_cifar(cls, folder, root, split, download):
     from torchvision import transforms
 
-    try:
-        dataset = cls(root=str(root), train=(split == "train"), download=download, transform=transforms.ToTensor())
-    except RuntimeError as error:  # torchvision: "Dataset not found or corrupted"
-        raise DatasetUnavailable(
+    with _torchvision_errors(
             f"{cls.__name__} is not under {Path(root).resolve()}/{folder}. On a machine with a network call "
-            f"load_dataset(..., download=True), or copy the extracted '{folder}' folder there.") from error
-    except OSError as error:  # the download itself failed (no network)
-        raise DatasetUnavailable(
-            f"could not download {cls.__name__} ({error}). Download it on a machine with a network "
-            f"(load_dataset(..., download=True)) and copy '{folder}' to {Path(root).resolve()}.") from error
-    return dataset
+            f"load_dataset(..., download=True), or copy the extracted '{folder}' folder there.",
+            lambda error: f"could not download {cls.__name__} ({error}). Download it on a machine with a network "
+                          f"(load_dataset(..., download=True)) and copy '{folder}' to {Path(root).resolve()}."):
+        return cls(root=str(root), train=(split == "train"), download=download, transform=transforms.ToTensor())
 
 
 def _cifar10(root, split, download):
@@ -182,25 +217,134 @@ def _cifar100(root, split, download):
 
 
 def _imagenet(root, split, image_size=224):
-    from torchvision import datasets, transforms
+    from torchvision import datasets
 
     folder = Path(root) / "imagenet" / ("train" if split == "train" else "val")
     if not folder.is_dir():
         raise DatasetUnavailable(
             f"ImageNet is not under {folder.resolve()}. ImageNet cannot be downloaded automatically: get "
             f"ILSVRC-2012 from image-net.org and arrange it as {folder}/<wnid>/<image>.JPEG.")
-    transform = transforms.Compose([transforms.Resize(image_size), transforms.CenterCrop(image_size),
-                                    transforms.ToTensor()])
-    return datasets.ImageFolder(str(folder), transform=transform)
+    return datasets.ImageFolder(str(folder), transform=_resize_crop(image_size))
 
 
-DATASETS = ("patches", "canaries", "cifar10", "cifar100", "imagenet")
+def _download_failed(name, how):
+    return lambda error: (f"could not download {name} ({error}). Download it on a machine with a network "
+                          f"(load_dataset(..., download=True)) or {how}")
+
+
+def _dtd(root, split, download, image_size=224):
+    """Describable Textures (Cimpoi et al., 2014), partition 1; torchvision reads ``root/dtd/dtd``."""
+    from torchvision.datasets import DTD
+
+    folder = (Path(root) / "dtd").resolve()
+    how = (f"get dtd-r1.0.1.tar.gz from https://www.robots.ox.ac.uk/~vgg/data/dtd/ and extract it into {folder}, "
+           f"so that {folder}/dtd/images/<class>/<image>.jpg and {folder}/dtd/labels/{{train,val,test}}1.txt exist.")
+    missing = (f"DTD is not under {folder}/dtd. On a machine with a network call load_dataset('dtd', ..., "
+               f"download=True) (0.6 GB), or {how}")
+    with _torchvision_errors(missing, _download_failed("DTD", how) if download else lambda error: missing):
+        return DTD(str(root), split=split, partition=1, download=download, transform=_resize_crop(image_size))
+
+
+_PLACES_URL = "http://data.csail.mit.edu/places/places365/"
+
+
+def _places365(root, split, download, image_size=224):
+    """Places365-Standard (Zhou et al., 2017), small (256²) images; torchvision reads ``root/places365``.
+
+    ``train`` is ``train-standard``: 1.8 M images, a 24 GB archive (download=True fetches all of it); ``test`` is
+    ``val``: 36 500 images, 0.5 GB."""
+    from torchvision.datasets import Places365
+
+    folder = (Path(root) / "places365").resolve()
+    places_split, archive, images = (("train-standard", "train_256_places365standard.tar", "data_256_standard")
+                                     if split == "train" else ("val", "val_256.tar", "val_256"))
+    how = (f"get filelist_places365-standard.tar and {archive} from {_PLACES_URL} and extract both into {folder}"
+           + (" (then rename the extracted data_256 folder to data_256_standard)." if split == "train" else "."))
+    missing = (f"Places365 ({places_split}, 256²) is not under {folder}: torchvision needs "
+               f"categories_places365.txt, places365_{places_split.replace('-', '_')}.txt and the folder {images} "
+               f"there. On a machine with a network call load_dataset('places365', ..., download=True) "
+               f"({'24 GB' if split == 'train' else '0.5 GB'}), or {how}")
+    with _torchvision_errors(missing, _download_failed("Places365", how) if download else lambda error: missing):
+        dataset = Places365(str(folder), split=places_split, small=True, download=download,
+                            transform=_resize_crop(image_size))
+    if not Path(dataset.images_dir).is_dir():
+        raise DatasetUnavailable(missing)
+    return dataset
+
+
+def _lfw(root, split, download, image_size=224):
+    """Labeled Faces in the Wild (Huang et al., 2007), people, deep-funneled; torchvision reads ``root/lfw-py``.
+
+    torchvision no longer downloads LFW, so ``download`` is ignored."""
+    from torchvision.datasets import LFWPeople
+
+    folder = (Path(root) / "lfw-py").resolve()
+    lists = "peopleDevTrain.txt" if split == "train" else "peopleDevTest.txt"
+    missing = (f"LFW (deep-funneled) is not under {folder}, and it cannot be downloaded automatically any more. "
+               f"torchvision needs there the original lfw-deepfunneled.tgz and its extracted folder "
+               f"lfw-deepfunneled/<person>/<person>_<nnnn>.jpg, {lists} and lfw-names.txt (the archive and the lists "
+               f"are checked against their md5 sums), all from http://vis-www.cs.umass.edu/lfw/ or a copy of it; "
+               f"torchvision points to the mirror https://www.kaggle.com/datasets/jessicali9530/lfw-dataset.")
+    with _torchvision_errors(missing, lambda error: missing):
+        dataset = LFWPeople(str(root), split=split, image_set="deepfunneled", transform=_resize_crop(image_size))
+    if not Path(dataset.images_dir).is_dir():
+        raise DatasetUnavailable(missing)
+    dataset.classes = list(dataset.class_to_idx)  # identities, in lfw-names.txt order (= label order)
+    return dataset
+
+
+PACS_DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
+
+
+def _pacs_split(path, folder):
+    """``"test"`` for one image in five, chosen by a fixed hash of ``<class>/<image>``, else ``"train"``."""
+    name = Path(path).relative_to(folder).as_posix()
+    return "test" if int(hashlib.sha256(f"giasok-pacs:{name}".encode()).hexdigest(), 16) % 5 == 0 else "train"
+
+
+def _pacs(root, split, download, image_size=224, domain="art_painting"):
+    """PACS (Li et al., 2017, "Deeper, broader and artier domain generalization"), one ``domain``.
+
+    PACS ships no train/test split of one domain, so the images are split deterministically: an image is in
+    ``test`` when a fixed hash of ``<class>/<image>`` is 0 modulo 5 (about 20 %), else in ``train``; the split of
+    an image does not depend on which other images are present. Both splits list every class folder.
+    ``download`` is ignored (PACS cannot be downloaded automatically)."""
+    from torchvision import datasets
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    if domain not in PACS_DOMAINS:
+        raise ValueError(f"pacs: unknown domain {domain!r}; available: {', '.join(PACS_DOMAINS)}")
+    folder = (Path(root) / "pacs" / domain).resolve()
+    missing = (f"PACS ({domain}) is not under {folder}. PACS cannot be downloaded automatically: get PACS (Li et "
+               f"al., 2017, \"Deeper, broader and artier domain generalization\") from its authors' page "
+               f"https://domaingeneralization.github.io/#data or a mirror (e.g. Hugging Face flwrlabs/pacs, Kaggle) "
+               f"and arrange it as {folder.parent}/<domain>/<class>/<image> with <domain> one of "
+               f"{', '.join(PACS_DOMAINS)} and <class> one of dog, elephant, giraffe, guitar, horse, house, person "
+               f"(e.g. {folder.parent}/sketch/dog/<image>.png).")
+    if not folder.is_dir():
+        raise DatasetUnavailable(missing)
+
+    def in_split(path):
+        return has_file_allowed_extension(path, IMG_EXTENSIONS) and _pacs_split(path, folder) == split
+
+    with _torchvision_errors(missing, lambda error: missing):  # FileNotFoundError: no class folder
+        return datasets.ImageFolder(str(folder), transform=_resize_crop(image_size), is_valid_file=in_split,
+                                    allow_empty=True)
+
+
+DATASETS = ("patches", "canaries", "cifar10", "cifar100", "imagenet", "dtd", "places365", "lfw", "pacs")
+_OOD_LOADERS = {"dtd": _dtd, "places365": _places365, "lfw": _lfw, "pacs": _pacs}
+_IMAGE_SIZE_SETS = ("patches", "imagenet", *_OOD_LOADERS)
 
 
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None, download: bool = False,
                  **options) -> Dataset:
     """Load data set ``name`` (one of ``DATASETS``) from the data folder ``root`` (default
-    ``giasok.paths.data_dir()``); ``options``: ``image_size`` for patches and imagenet.
+    ``giasok.paths.data_dir()``); ``options``: ``image_size`` for patches, imagenet, dtd, places365, lfw and pacs
+    (see ``image_size_option``), ``seed`` for patches, ``domain`` for pacs (one of ``PACS_DOMAINS``).
+    ``download`` passes through to torchvision for cifar10, cifar100, dtd and places365; the other sets cannot be
+    downloaded automatically. A set whose files are absent raises ``DatasetUnavailable`` naming the folder looked
+    in and how to get the files.
 
     >>> ds = load_dataset("patches", "test")
     >>> image, label = ds[0]; image.shape, ds.classes[label]
@@ -208,7 +352,8 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    allowed = {"patches": {"image_size", "seed"}, "imagenet": {"image_size"}}.get(name, set())
+    allowed = {"patches": {"image_size", "seed"}, "imagenet": {"image_size"}, "dtd": {"image_size"},
+               "places365": {"image_size"}, "lfw": {"image_size"}, "pacs": {"image_size", "domain"}}.get(name, set())
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")
     if set(options) - allowed:
@@ -222,13 +367,16 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
         return _cifar10(root, split, download)
     if name == "cifar100":
         return _cifar100(root, split, download)
+    if name in _OOD_LOADERS:
+        return _OOD_LOADERS[name](root, split, download, **options)
     return _imagenet(root, split, **options)
 
 
 def image_size_option(name: str, image_size: int) -> dict:
-    """``load_dataset`` options that ask for ``image_size``: only ``patches`` and ``imagenet`` take one (the
-    CIFAR sets are 32² as shipped; callers resize them if they must)."""
-    return {"image_size": image_size} if name in ("patches", "imagenet") else {}
+    """``load_dataset`` options that ask for ``image_size``: ``patches``, ``imagenet`` and the out-of-distribution
+    sets (``dtd``, ``places365``, ``lfw``, ``pacs``) take one (the CIFAR sets are 32² as shipped; callers resize
+    them if they must)."""
+    return {"image_size": image_size} if name in _IMAGE_SIZE_SETS else {}
 
 
 def victim_batch(dataset: Dataset, size: int, *, seed: int, distinct_labels: bool = False):

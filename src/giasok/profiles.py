@@ -12,7 +12,7 @@
 
 A profile changes sizes only, never the algorithm. It is composed of one small frozen dataclass per section
 (``TrainingSetupSizes`` for §4.1, ``DataDimensionSizes`` for §4.2.1, ``TrainingStageSizes`` for §5.1,
-``ArchitectureSizes`` for §5.2, ``PostProcessingSizes`` for §6), each
+``DataContentSizes`` for §4.2.2, ``ArchitectureSizes`` for §5.2, ``PostProcessingSizes`` for §6), each
 holding that section's sizes and its attacks as ``giasok.attacks.AttackConfig``s, under the section's module
 name (``profile.training_setup`` …). ``get_profile(name, section, **overrides)`` returns the preset with some
 of one section's fields replaced — how a notebook's papermill parameters reach it: a field by its name
@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from .attacks import ROG_RECIPE, AttackConfig
 
 __all__ = ["Profile", "PROFILES", "SECTIONS", "TrainingSetupSizes", "DataDimensionSizes", "TrainingStageSizes",
-           "ArchitectureSizes", "PostProcessingSizes",
+           "DataContentSizes", "ArchitectureSizes", "PostProcessingSizes",
            "get_profile", "section_settings", "override_names", "check_device"]
 
 
@@ -208,6 +208,51 @@ class DataDimensionSizes:
     generator_seeds: tuple = _checked(_non_negative_ints)
 
 
+
+def _canary_kinds(name, value):
+    kinds = ("clock", "digits", "words")  # giasok.canaries.KINDS
+    if not isinstance(value, (list, tuple)) or not value or not set(value) <= set(kinds):
+        raise ValueError(f"{name} must be a non-empty list drawn from {kinds}, got {value!r}")
+    return tuple(value)
+
+
+def _names(name, value):
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{name} must be a non-empty list of names, got {value!r}")
+    return tuple(value)
+
+
+def _ood_sources(name, value):
+    value = _names(name, value)
+    bad = [v for v in value if v.partition(":")[0] not in ("photo", "crop", "data") or not v.partition(":")[2]]
+    if bad:
+        raise ValueError(f"{name}: each source is photo:<canaries photograph>, crop:<canaries photograph> or "
+                         f"data:<data set>, e.g. crop:brick or data:dtd; got {bad}")
+    return value
+
+
+@dataclass(frozen=True)
+class DataContentSizes:
+    """§4.2.2 (Fig. 5–6): the in-distribution data and resolution (the network classifies it, GIA-L's DCGAN is
+    trained on it), the network and its client, GIA-O (TV + BN priors, as the paper) and GIA-L; the rendered canary
+    kinds with their victims and the photographs with semantic details; the OOD sources and the victims per
+    source (ID included); the DCGAN seeds of GIA-L's gate."""
+
+    data: str = _checked(_dataset)
+    image_size: int = _checked(_positive_int)
+    model: str = _checked(_model)
+    model_options: tuple = _checked(_options)
+    bn_mode: str = _checked(_bn_mode)
+    client_lr: float = _checked(_positive_float)
+    gia_o: AttackConfig = _checked(_attack_config)
+    gia_l: AttackConfig = _checked(_attack_config)
+    canary_kinds: tuple = _checked(_canary_kinds)
+    canary_victims: int = _checked(_positive_int)
+    photo_canaries: tuple = _checked(_names)
+    ood_sources: tuple = _checked(_ood_sources)
+    victims: int = _checked(_positive_int)
+    generator_seeds: tuple = _checked(_non_negative_ints)
+
 @dataclass(frozen=True)
 class TrainingStageSizes:
     """§5.1 (Fig. 7, Appx B.II): the model zoo as (name, options) pairs, the FedAvg run (clients, samples,
@@ -325,13 +370,14 @@ class Profile:
     name: str
     training_setup: TrainingSetupSizes
     data_dimension: DataDimensionSizes
+    data_content: DataContentSizes
     training_stage: TrainingStageSizes
     architecture: ArchitectureSizes
     post_processing: PostProcessingSizes
 
 
 # section module name -> its sizes: the fields of Profile after ``name``
-SECTIONS = {"training_setup": TrainingSetupSizes, "data_dimension": DataDimensionSizes,
+SECTIONS = {"training_setup": TrainingSetupSizes, "data_dimension": DataDimensionSizes, "data_content": DataContentSizes,
             "training_stage": TrainingStageSizes, "architecture": ArchitectureSizes,
             "post_processing": PostProcessingSizes}
 
@@ -385,6 +431,11 @@ PROFILES = {
             data="patches", highres_data=None, highres_from=128, resolutions=(16, 32),
             batch_data="patches", batch_resolution=16, batch_sizes=(1, 2),
             table5_batch_sizes=(1, 2), table5_seeds=1, wsrr_initialisations=2, seeds=1, generator_seeds=(0,)),
+        data_content=DataContentSizes(
+            data="patches", image_size=32, model="convnet", model_options=(("width", 4), ("batch_norm", True)),
+            bn_mode="eval", client_lr=0.1, gia_o=_gia_o(5, 1e-4).with_(priors=(("tv", 1e-4), ("bn", 1e-4))),
+            gia_l=_SMOKE_GIA_L, canary_kinds=("clock", "digits"), canary_victims=1, photo_canaries=("clock",),
+            ood_sources=("crop:brick",), victims=1, generator_seeds=(0,)),
         training_stage=TrainingStageSizes(
             models=(("convnet", (("width", 4),)), ("lenet", ())), data="patches", image_size=32,
             clients=2, samples_per_client=16, batch_size=8, epochs=1, lr=0.01, rounds=3, window=2, victims=1,
@@ -416,6 +467,12 @@ PROFILES = {
             data="patches", highres_data=None, highres_from=128, resolutions=(16, 32, 64),
             batch_data="patches", batch_resolution=16, batch_sizes=(1, 2, 4),
             table5_batch_sizes=(1, 4), table5_seeds=3, wsrr_initialisations=2, seeds=3, generator_seeds=(0, 1, 2)),
+        data_content=DataContentSizes(
+            data="patches", image_size=32, model="convnet", model_options=(("width", 16), ("batch_norm", True)),
+            bn_mode="eval", client_lr=0.1, gia_o=_gia_o(600, 1e-4).with_(priors=(("tv", 1e-4), ("bn", 1e-4))),
+            gia_l=_CPU_GIA_L, canary_kinds=("clock", "digits", "words"), canary_victims=5,
+            photo_canaries=("clock", "text", "page"), ood_sources=("crop:brick", "crop:grass", "crop:gravel"),
+            victims=4, generator_seeds=(0, 1, 2)),
         training_stage=TrainingStageSizes(
             models=CPU_ZOO, data="patches", image_size=16, clients=5, samples_per_client=100, batch_size=32,
             epochs=2, lr=0.01, rounds=15, window=4, victims=3, gia_o=_gia_o(500, 1e-4), igsa_samples=32,
@@ -453,6 +510,14 @@ PROFILES = {
             data="cifar10", highres_data="imagenet", highres_from=128, resolutions=(32, 64, 128, 256, 512),
             batch_data="cifar100", batch_resolution=32, batch_sizes=(1, 5, 10, 15, 20, 30, 50, 100),
             table5_batch_sizes=(5, 10, 15, 20, 50, 80, 100), table5_seeds=10, wsrr_initialisations=10, seeds=4,
+            generator_seeds=(0, 1, 2)),
+        # §4.2.2 with CIFAR10 and its DCGAN (the paper: ImageNet and BigGAN; set data="imagenet" and gia_l's
+        # generator_options to (("biggan", …),) where both are installed); OOD sets as the paper's, from giasok.data
+        data_content=DataContentSizes(
+            data="cifar10", image_size=32, model="resnet18", model_options=(), bn_mode="eval", client_lr=0.1,
+            gia_o=_gia_o(8000, 1e-5).with_(priors=(("tv", 1e-5), ("bn", 1e-5))), gia_l=_PAPER_GIA_L,
+            canary_kinds=("clock", "digits", "words"), canary_victims=10, photo_canaries=("clock", "text", "page"),
+            ood_sources=("data:dtd", "data:places365", "data:lfw", "data:pacs"), victims=10,
             generator_seeds=(0, 1, 2)),
         training_stage=TrainingStageSizes(
             models=tuple((name, ()) for name in ("vgg11", "vgg16", "vgg19", "resnet18", "resnet50", "resnet152",

@@ -341,16 +341,29 @@ class GiaExperiment:
         b = self.batch_size or self.num_samples
         return self.epochs * -(-self.num_samples // b)
 
-    def victim(self):
-        """The client's data, W_0 and its update (deterministic in the configuration)."""
+    def num_classes(self) -> int:
+        """The classes of ``dataset``: the model's outputs."""
+        return len(self._data().classes)
+
+    def _data(self):
         # download=True: CIFAR is fetched where there is a network, and is a no-op once it is on disk
-        data = load_dataset(self.dataset, "test", download=True, **image_size_option(self.dataset, self.image_size))
+        return load_dataset(self.dataset, "test", download=True, **image_size_option(self.dataset, self.image_size))
+
+    def client_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The client's N images and labels: a draw from ``dataset``'s test split with ``seed`` (subclasses give
+        other data, e.g. §4.2.2's canaries)."""
+        data = self._data()
         images, labels = victim_batch(data, self.num_samples, seed=self.seed,
                                       distinct_labels=self.num_samples <= len(data.classes))
         if images.shape[-1] != self.image_size:  # CIFAR at 64² (Fig. 4a) is upsampled, as in the paper
             images = torch.nn.functional.interpolate(images, size=(self.image_size,) * 2, mode="bilinear",
                                                      antialias=True, align_corners=False).clamp(0, 1)
-        model = build_model(self.model, len(data.classes), seed=self.model_seed, **dict(self.model_options))
+        return images, labels
+
+    def victim(self):
+        """The client's data, W_0 and its update (deterministic in the configuration)."""
+        images, labels = self.client_data()
+        model = build_model(self.model, self.num_classes(), seed=self.model_seed, **dict(self.model_options))
         update = client_update(model, images, labels, lr=self.client_lr, epochs=self.epochs,
                                batch_size=self.batch_size, seed=self.seed, device=self.device,
                                share_bn_statistics=self.share_bn_statistics,
