@@ -67,6 +67,7 @@ def _frame(rows, psnr, detail):
         rendered = r["study"] == "details" and r["source"] in canaries.KINDS
         read, truth = detail(r) if rendered else (np.nan, np.nan)
         out.append(dict({k: v for k, v in r.items() if k != "experiment"}, psnr=psnr(r) + scatter[r["victim"]],
+                        psnr_lowpass=psnr(r) + 3 + scatter[r["victim"]],
                         ssim=0.5, lpips=np.nan, detail=read + 0.01 * r["victim"] if rendered else np.nan,
                         detail_truth=truth, detail_chance=canaries.CHANCE.get(r["source"], np.nan),
                         content="123", seconds=1.0, hash="x"))
@@ -96,6 +97,7 @@ def test_insight_4_2_2_fails_on_contradicting_numbers(rows):
             return {("ID", "GIA-L"): 12.0, ("ID", "GIA-O"): 10.0}.get((row["source"], row["attack"]),
                                                                         24.0 if row["attack"] == "GIA-L" else 10.5)
         return 10.0 if row["study"] == "generators" else 12.0  # no generator leaks; canaries not recovered
+                                                                # (not even blurred: 12 + 3 < 18)
 
     def kept_details(row):  # reconstructions read back as well as the truth
         return (0.0, 5.0) if row["source"] == "clock" else (1.0, 1.0)
@@ -122,3 +124,16 @@ def test_paper_and_cpu_profiles():
     assert any(p == "bn" for p, _ in paper.gia_o.priors) and any(p == "tv" for p, _ in paper.gia_o.priors)
     assert cpu.canary_victims >= 3 and cpu.victims >= 3 and len(cpu.generator_seeds) >= 2
     assert set(cpu.canary_kinds) == set(canaries.KINDS)
+
+
+def test_lowpass_psnr_ignores_fine_detail_but_not_colour():
+    images, _ = canaries.canaries("digits", 2, 32, seed=0)
+    other, _ = canaries.canaries("digits", 2, 32, seed=5)
+    sigma = 32 * dc.LOWPASS
+    assert np.isinf(dc.lowpass_psnr(images, images, sigma=sigma)).all()
+    # other digits on other colours: blurred, the two still differ (colour is global appearance) ...
+    assert (dc.lowpass_psnr(other, images, sigma=sigma) < 30).all()
+    # ... while the same colours with the glyphs wiped out come close once blurred, and far unblurred
+    from giasok.metrics import psnr
+    flat = images.mean(dim=(2, 3), keepdim=True).expand_as(images)
+    assert (dc.lowpass_psnr(flat, images, sigma=sigma) > psnr(flat, images) + 3).all()

@@ -7,7 +7,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 
 from giasok import claims, paths
 from giasok.attacks import AttackConfig

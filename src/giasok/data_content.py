@@ -31,12 +31,12 @@ import torch
 from . import canaries
 from .claims import Claim, at_least, difference, generator_gate
 from .data import load_dataset
-from .metrics import TAU_PSNR
+from .metrics import TAU_PSNR, psnr
 from .profiles import DataContentSizes
 from .runs import GiaExperiment, default_workers, run_grid, with_generator_seed
 
 __all__ = ["PAPER_FINDINGS", "PAPER_SETUP", "ATTACKS", "ContentExperiment", "detail_experiments", "ood_experiments",
-           "generator_experiments", "run_content", "detail_table", "ood_table", "insight_claims", "figure",
+           "generator_experiments", "lowpass_psnr", "LOWPASS", "run_content", "detail_table", "ood_table", "insight_claims", "figure",
            "explorer_frame", "setup_table"]
 
 PAPER_FINDINGS = {
@@ -46,6 +46,7 @@ PAPER_FINDINGS = {
            "ID images with similar labels: LPIPS of ID pairs lower than of OOD pairs (Fig. 6)",
 }
 ATTACKS = {"GIA-O": "gia_o", "GIA-L": "gia_l"}
+LOWPASS = 1 / 16  # the global-appearance blur: σ = image_size / 16 (2 px at 32²), wider than a hand or a stroke
 SOURCES = ("photo", "crop", "data")  # where an OOD victim's image comes from (ContentExperiment.content)
 
 
@@ -134,6 +135,19 @@ def _read(kind: str, images: torch.Tensor, contents: list) -> float:
     return float(canaries.text_accuracy(read, [str(c) for c in contents])[0])
 
 
+def lowpass_psnr(reconstruction, truth, *, sigma: float) -> np.ndarray:
+    """PSNR (dB) per image after a Gaussian blur of ``sigma`` pixels applied to both: how well the *global
+    appearance* — colours, background, layout — is recovered, with the fine details (a clock's hands, a glyph's
+    strokes: 1–3 px at 32²) filtered out of both sides."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    def blur(images):
+        images = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+        return gaussian_blur(images, kernel_size=2 * int(np.ceil(3 * sigma)) + 1, sigma=sigma)
+
+    return psnr(blur(reconstruction), blur(truth))
+
+
 def _experiment(settings: DataContentSizes, attack: str, device: str, model_seed: int, **fields) -> ContentExperiment:
     """One victim (``fields``: its ``seed`` and ``content``) attacked with ``attack`` on the network drawn with
     ``model_seed``; the client shares its BatchNorm statistics when the attack has a BN prior."""
@@ -185,21 +199,26 @@ def run_content(rows: list[dict], *, progress=True, workers: int | None = None) 
     experiments = [r["experiment"] for r in rows]
     workers = workers or default_workers(experiments[0].device)
     results = run_grid(experiments, progress=progress, desc="§4.2.2 attacks", workers=workers)
+    lowpass = [float(lowpass_psnr(res["arrays"]["reconstruction"], res["arrays"]["truth"],
+                                  sigma=r["experiment"].image_size * LOWPASS)[0]) for r, res in zip(rows, results)]
     frame = pd.DataFrame([dict({k: v for k, v in r.items() if k != "experiment"}, psnr=min(res["psnr"], 100.0),
+                               psnr_lowpass=min(low, 100.0),
                                ssim=res["ssim"], lpips=res["lpips"], detail=res.get("detail", np.nan),
                                detail_truth=res.get("detail_truth", np.nan),
                                detail_chance=res.get("detail_chance", np.nan), content=res.get("content", ""),
                                seconds=res["seconds"], hash=res["hash"])
-                          for r, res in zip(rows, results)])
+                          for r, res, low in zip(rows, results, lowpass)])
     return frame, results
 
 
 def detail_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per canary kind and attack: mean PSNR, SSIM, and the detail score of the reconstructions beside that of the
+    """Per canary kind and attack: mean PSNR, low-pass PSNR (global appearance, ``lowpass_psnr``), SSIM, and the
+    detail score of the reconstructions beside that of the
     ground truth and chance (clock: error in minutes, lower is better; text: accuracy, higher is better)."""
     here = frame[frame.study == "details"]
     table = here.groupby(["source", "attack"], sort=False).agg(
-        psnr=("psnr", "mean"), ssim=("ssim", "mean"), lpips=("lpips", "mean"), detail=("detail", "mean"),
+        psnr=("psnr", "mean"), psnr_lowpass=("psnr_lowpass", "mean"), ssim=("ssim", "mean"),
+        lpips=("lpips", "mean"), detail=("detail", "mean"),
         detail_truth=("detail_truth", "mean"), chance=("detail_chance", "first"), victims=("psnr", "size"))
     table["detail means"] = ["minutes off (↓)" if s == "clock" else "" if s == "photographs" else "share read (↑)"
                              for s, _ in table.index]
@@ -232,13 +251,16 @@ def insight_claims(frame: pd.DataFrame, settings: DataContentSizes) -> list[Clai
                            at_least(gia_o_id, TAU_PSNR), PAPER_FINDINGS["details"]))
     gate = frame[frame.study == "generators"]
     if len(gate):
+        gate = gate.astype({"generator_seed": int})  # NaN in the other studies' rows made the column float
         claims.append(generator_gate(gate, "4.2.2", "GIA-L", "an ID image"))
     details = frame[(frame.study == "details") & (frame.source != "photographs")]
     for attack in ATTACKS:
         mine = details[details.attack == attack]
-        evidence = at_least(mine.psnr, TAU_PSNR)
-        claims.append(Claim.of("4.2.2", f"{attack} recovers the global appearance of the rendered canaries (mean PSNR "
-                                        "≥ τ1 over every kind)", evidence, PAPER_FINDINGS["details"]))
+        evidence = at_least(mine.psnr_lowpass, TAU_PSNR, label="mean low-pass PSNR")
+        claims.append(Claim.of("4.2.2", f"{attack} recovers the global appearance of the rendered canaries: PSNR ≥ τ1 "
+                                        f"once fine detail is blurred away (σ = {LOWPASS * settings.image_size:g} px) "
+                                        "on both sides, over every kind", evidence, PAPER_FINDINGS["details"],
+                               ours=f"{evidence.text}; unblurred PSNR {mine.psnr.mean():.1f} dB"))
     for kind in settings.canary_kinds:
         mine = details[details.source == kind]
         if kind == "clock":  # minutes off: the reconstruction's error exceeds the truth's
