@@ -112,12 +112,35 @@ def _options(name, value):
     return tuple((str(k), v) for k, v in value)
 
 
-def _attacks(name, value):
+def _drawn_from(known):
+    """A check: a non-empty list drawn from ``known`` — a tuple, or a function returning one (for names that live
+    in a module imported only when a value is checked)."""
+
+    def check(name, value):
+        allowed = tuple(known() if callable(known) else known)
+        if not isinstance(value, (list, tuple)) or not value or not set(value) <= set(allowed):
+            raise ValueError(f"{name} must be a non-empty list drawn from {allowed}, got {value!r}")
+        return tuple(value)
+
+    return check
+
+
+def _methods():
     from .attacks import METHODS
 
-    if not isinstance(value, (list, tuple)) or not value or not set(value) <= set(METHODS):
-        raise ValueError(f"{name} must be a non-empty list drawn from {METHODS}, got {value!r}")
-    return tuple(value)
+    return METHODS
+
+
+def _convnet_modifications():
+    from .models import CONVNET_MODIFICATIONS
+
+    return [m for m in CONVNET_MODIFICATIONS if m != "none"]
+
+
+_attacks = _drawn_from(_methods)
+_section6_attacks = _drawn_from(("GIA-O", "GIA-L", "ROG"))
+_micro_designs = _drawn_from(_convnet_modifications)
+_canary_kinds = _drawn_from(("clock", "digits", "words"))  # giasok.canaries.KINDS
 
 
 def _bn_mode(name, value):
@@ -211,14 +234,6 @@ class DataDimensionSizes:
     generator_seeds: tuple = _checked(_non_negative_ints)
 
 
-
-def _canary_kinds(name, value):
-    kinds = ("clock", "digits", "words")  # giasok.canaries.KINDS
-    if not isinstance(value, (list, tuple)) or not value or not set(value) <= set(kinds):
-        raise ValueError(f"{name} must be a non-empty list drawn from {kinds}, got {value!r}")
-    return tuple(value)
-
-
 def _names(name, value):
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
         raise ValueError(f"{name} must be a non-empty list of names, got {value!r}")
@@ -291,13 +306,6 @@ def _defence_grid(name, value):
     return tuple((str(d), tuple(s)) for d, s in value)
 
 
-def _section6_attacks(name, value):
-    known = ("GIA-O", "GIA-L", "ROG")
-    if not isinstance(value, (list, tuple)) or not value or not set(value) <= set(known):
-        raise ValueError(f"{name} must be a non-empty list drawn from {known}, got {value!r}")
-    return tuple(value)
-
-
 def _fraction(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
         raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
@@ -331,16 +339,6 @@ class PostProcessingSizes:
     gia_o: AttackConfig = _checked(_attack_config)
     gia_l: AttackConfig = _checked(_attack_config)
     rog: AttackConfig = _checked(_attack_config)
-
-
-
-def _micro_designs(name, value):
-    from .models import CONVNET_MODIFICATIONS
-
-    known = [m for m in CONVNET_MODIFICATIONS if m != "none"]
-    if not isinstance(value, (list, tuple)) or not value or not set(value) <= set(known):
-        raise ValueError(f"{name} must be a non-empty list drawn from {known}, got {value!r}")
-    return tuple(value)
 
 
 @dataclass(frozen=True)
