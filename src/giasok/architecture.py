@@ -167,13 +167,18 @@ def skip_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns=names.to_dict())
 
 
-def dense_table(frame: pd.DataFrame, settings: ArchitectureSizes, seed: int = 0) -> pd.DataFrame:
-    """Fig. 10 as numbers: per DenseNet variant its connection count (``skip_connections``) and scores."""
-    cells = _cells(frame, "dense")
-    counts = {(_label(name), c): skip_connections(build_model(name, 10, seed=seed, **dict(
+def _connections(rows: pd.DataFrame, settings: ArchitectureSizes) -> list[int]:
+    """``skip_connections`` of each row's DenseNet variant (a property of the architecture: weights do not matter)."""
+    counts = {(_label(name), c): skip_connections(build_model(name, 10, seed=0, **dict(
         _with(options, connections=c, image_size=settings.image_size))))
         for name, options in settings.dense_models for c in DENSE_VARIANTS}
-    cells.insert(3, "connections", [counts[(m, v)] for m, v in zip(cells.model, cells.variant)])
+    return [counts[(m, v)] for m, v in zip(rows.model, rows.variant)]
+
+
+def dense_table(frame: pd.DataFrame, settings: ArchitectureSizes) -> pd.DataFrame:
+    """Fig. 10 as numbers: per DenseNet variant its connection count (``skip_connections``) and scores."""
+    cells = _cells(frame, "dense")
+    cells.insert(3, "connections", _connections(cells, settings))
     cells["paper's name"] = cells.variant.map({"dense": "baseline", "shortnet1": "variant-1",
                                                "shortnet2": "variant-2"})
     return cells.drop(columns="position")
@@ -336,11 +341,7 @@ def insight_claims(frame: pd.DataFrame, settings: ArchitectureSizes) -> list[Cla
                                       "depth of the cut", evidence, PAPER_FINDINGS["shallow"]))
     dense = frame[frame.study == "dense"]
     if len(dense):
-        counts = {(_label(n), c): skip_connections(build_model(n, 10, seed=0, **dict(
-            _with(o, connections=c, image_size=settings.image_size)))) for n, o in settings.dense_models
-            for c in DENSE_VARIANTS}
-        connections = [counts[(m, v)] for m, v in zip(dense.model, dense.variant)]
-        evidence = trend(connections, dense.psnr, "increasing", label="ρ(dense connections, PSNR)")
+        evidence = trend(_connections(dense, settings), dense.psnr, "increasing", label="ρ(dense connections, PSNR)")
         claims.append(Claim.of("5.2", "fewer dense connections, worse attack: PSNR rises with the number of skip "
                                       "connections across the DenseNet variants", evidence, PAPER_FINDINGS["dense"]))
     nin = frame[frame.study == "nin"]

@@ -271,6 +271,7 @@ class DataContentSizes:
     victims: int = _checked(_positive_int)
     generator_seeds: tuple = _checked(_non_negative_ints)
 
+
 @dataclass(frozen=True)
 class TrainingStageSizes:
     """§5.1 (Fig. 7, Appx B.II): the model zoo as (name, options) pairs, the FedAvg run (clients, samples,
