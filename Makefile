@@ -6,17 +6,18 @@ STAMP   := $(VENV)/.installed
 NODE    := node_modules/.installed
 PROFILE ?= cpu
 DEVICE  ?= cpu
+EXECUTOR ?= local
 NB      ?=
 BUILD   ?= build
 
 .PHONY: install test bench book run publish pages clean
 
-# The virtual environment with the package, its pinned dependencies and the book tools. pip takes
+# The virtual environment with the package, its pinned dependencies, the book tools and Ray. pip takes
 # torch/torchvision from this machine's wheel store (see README). Re-runs when pyproject changes.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,book]'
+	$(PY) -m pip install --quiet -e '.[test,book,ray]'
 	touch $(STAMP)
 
 # The book's JavaScript (widget manager, require.js, MathJax), served from the build: no CDN.
@@ -34,14 +35,15 @@ test: install
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
 
-# Execute every notebook with papermill at PROFILE/DEVICE, then build the HTML book.
+# Execute every notebook with papermill at PROFILE/DEVICE, then build the HTML book. EXECUTOR=ray runs the grids
+# on Ray (a local instance, or the cluster that RAY_ADDRESS names; README: "Sweeps on a Ray cluster").
 book: install
-	$(PY) -m giasok.book build --profile $(PROFILE) --device $(DEVICE) --build $(BUILD)
+	GIASOK_EXECUTOR=$(EXECUTOR) $(PY) -m giasok.book build --profile $(PROFILE) --device $(DEVICE) --build $(BUILD)
 
-# Execute one section, e.g. `make run NB=01 PROFILE=paper DEVICE=cuda`.
+# Execute one section, e.g. `make run NB=01 PROFILE=paper DEVICE=cuda [EXECUTOR=ray]`.
 run: install
-	@test -n "$(NB)" || { echo "usage: make run NB=01 [PROFILE=cpu] [DEVICE=cpu]"; exit 2; }
-	$(PY) -m giasok.book run --profile $(PROFILE) --device $(DEVICE) --build $(BUILD) $(NB)
+	@test -n "$(NB)" || { echo "usage: make run NB=01 [PROFILE=cpu] [DEVICE=cpu] [EXECUTOR=local]"; exit 2; }
+	GIASOK_EXECUTOR=$(EXECUTOR) $(PY) -m giasok.book run --profile $(PROFILE) --device $(DEVICE) --build $(BUILD) $(NB)
 
 # The built book as one archive that works offline (build/giasok-book.zip): run `make book` first.
 publish: $(STAMP)

@@ -52,6 +52,7 @@ single sample (Zhao et al., 2020) and per-class counts for a batch (Geng et al.,
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -60,13 +61,13 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, stack_module_state, vmap
+from torch.func import functional_call, grad, grad_and_value, stack_module_state, vmap
 from tqdm import tqdm
 
 from .fl import ClientUpdate
 from .priors import PRIORS, PriorContext
 
-__all__ = ["AttackConfig", "Reconstruction", "invert", "infer_labels", "simulated_update", "matching_loss", "per_image_generators",
+__all__ = ["AttackConfig", "Reconstruction", "invert", "invert_many", "FORMULATIONS", "infer_labels", "simulated_update", "matching_loss", "per_image_generators",
            "upsample", "downsample", "OBJECTIVES", "METHODS", "INTERPOLATIONS", "ROG_RECIPE"]
 
 METHODS = ("gia-o", "gia-l", "rog")
@@ -217,22 +218,42 @@ ROG_RECIPE = AttackConfig(method="rog", objective="l2", lr=0.05, iterations=100,
 
 
 def simulated_update(model: nn.Module, params: dict, buffers: dict, images: torch.Tensor, labels: torch.Tensor,
-                     batches, lr: float) -> dict:
+                     batches, lr: float, *, formulation: str = "func") -> dict:
     """ΔŴ: the change of ``params`` after SGD steps on ``images[idx]`` for each ``idx`` in ``batches``.
 
     Differentiable with respect to ``images``. ``buffers`` is copied, so BatchNorm running statistics of
     the caller are not touched (in train mode they never affect the output).
+
+    Two formulations of the same arithmetic (``FORMULATIONS``): ``"func"`` takes each step's gradient with
+    ``torch.func.grad`` (composable with ``vmap``: the batched attacks use it); ``"autograd"`` with
+    ``torch.autograd.grad(..., create_graph=True)``, which needs ``params`` that require grad and is the cheaper
+    of the two for a single attack (``benchmarks/bench.py``). Both give the same ΔŴ up to float rounding (tested).
     """
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"unknown formulation {formulation!r}; available: {', '.join(FORMULATIONS)}")
     buffers = {k: b.clone() for k, b in buffers.items()}
 
     def loss(p, b, x, y):  # b is an argument so that BatchNorm may update it in place under grad()
         return nn.functional.cross_entropy(functional_call(model, (p, b), (x,)), y)
 
-    current = params
-    for idx in batches:
-        step = grad(loss)(current, buffers, images[idx], labels[idx])
-        current = {k: current[k] - lr * step[k] for k in current}
-    return {k: current[k] - params[k] for k in params}
+    # ΔŴ is accumulated as −η Σ_u g_u rather than taken as W_U − W_0 at the end: for one step (BST, FedSGD) that
+    # is a single multiply per parameter instead of three elementwise passes over the whole model, each also
+    # differentiated twice (a third of a ResNet-18 iteration on the CPU), and it rounds no worse.
+    current, delta = params, None
+    for u, idx in enumerate(batches):
+        if formulation == "func":
+            step = grad(loss)(current, buffers, images[idx], labels[idx])
+        else:
+            values = torch.autograd.grad(loss(current, buffers, images[idx], labels[idx]), tuple(current.values()),
+                                         create_graph=True)
+            step = dict(zip(current, values))
+        delta = {k: -lr * step[k] if delta is None else delta[k] - lr * step[k] for k in params}
+        if u + 1 < len(batches):
+            current = {k: params[k] + delta[k] for k in params}
+    return delta
+
+
+FORMULATIONS = ("autograd", "func")
 
 
 def _last_linear(model: nn.Module):
@@ -290,9 +311,10 @@ def infer_labels(model: nn.Module, update: ClientUpdate, *, seed: int = 0) -> to
     return torch.repeat_interleave(torch.arange(len(counts)), counts)
 
 
-def matching_loss(model, params, buffers, images, labels, batches, lr, observed, objective, priors, context=None):
+def matching_loss(model, params, buffers, images, labels, batches, lr, observed, objective, priors, context=None, *,
+                  formulation="func"):
     """Dist(ΔŴ(images), ΔW) + Σ weight · prior(images, context): the quantity GIA-O and GIA-L minimise."""
-    simulated = simulated_update(model, params, buffers, images, labels, batches, lr)
+    simulated = simulated_update(model, params, buffers, images, labels, batches, lr, formulation=formulation)
     loss = OBJECTIVES[objective](simulated, observed)
     for name, weight in priors.items():
         loss = loss + weight * PRIORS[name](images, context)
@@ -314,45 +336,115 @@ def _check_invert_args(attack, labels, update, generator):
                          "when the protocol shares them (client_update(..., share_bn_statistics=True))")
 
 
-def _descend(variables: list, loss_fn, iterations: int, lr: float, *, signed: bool, box: bool, desc: str,
-             progress: bool, cosine: bool = False) -> list:
+def _descend(variables: list, step, iterations: int, lr: float, *, signed: bool, box: bool, desc: str,
+             progress: bool, cosine: bool = False, cuda_graph: bool = False) -> list:
     """Adam on ``variables`` with 10× decays at 3/8, 5/8 and 7/8 of the run; returns the loss per iteration.
 
-    ``signed`` replaces gradients by their sign (Geiping et al.'s pixel updates); ``box`` projects into [0, 1].
-    ``cosine`` anneals the learning rate instead, to a tenth over the run, as ROG does (its ``attacker.py``:
-    ``CosineAnnealingLR(T_max, eta_min=0.1·lr)``, first stepped after the second iteration).
+    ``step()`` computes the loss (a scalar, or one loss per attack for a batch of attacks), puts its gradient
+    into each variable's ``.grad`` and returns the loss. ``signed`` replaces gradients by their sign (Geiping et
+    al.'s pixel updates: per element, so a batch of attacks is that many independent Adams); ``box`` projects
+    into [0, 1]. ``cosine`` anneals the learning rate instead, to a tenth over the run, as ROG does (its
+    ``attacker.py``: ``CosineAnnealingLR(T_max, eta_min=0.1·lr)``, first stepped after the second iteration).
+
+    ``cuda_graph`` (CUDA only): the first iterations run as usual (they warm up the allocator and Adam's state on a
+    side stream), then one iteration — loss, double backward, sign, Adam step, projection — is captured as a CUDA
+    graph and replayed for the rest; the learning rate lives in a device tensor that the schedule updates between
+    replays. Where capture fails (an operation that synchronises with the host, a model with data-dependent
+    control flow) it warns once and goes on without the graph from where it was. The losses stay on the device
+    until the end: no host synchronisation per iteration on either path.
     """
-    optimizer = torch.optim.Adam(variables, lr=lr)
+    device = variables[0].device
+    graphed = cuda_graph and device.type == "cuda"
+    optimizer = torch.optim.Adam(variables, lr=torch.tensor(lr, device=device) if graphed else lr,
+                                 capturable=graphed)
     if cosine:
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=0.1 * lr)
     else:
         milestones = [math.floor(iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    history = []
-    bar = tqdm(range(iterations), desc=desc, disable=not progress, mininterval=1.0, leave=False)
-    for it in bar:
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn()
-        loss.backward()
+
+    def iteration():  # everything after zero_grad: what a CUDA graph captures
+        loss = step()
         if signed:
             for v in variables:
                 v.grad.sign_()
         optimizer.step()
-        if not cosine or it > 0:  # ROG: `if iters > 0: scheduler.step()`
-            schedule.step()
         if box:
             with torch.no_grad():
                 for v in variables:
                     v.clamp_(0, 1)
-        history.append(loss.item())
-        if it % 100 == 0:
-            bar.set_postfix(loss=f"{history[-1]:.4f}")
-    return history
+        return loss.detach()
+
+    def advance(it):
+        if not cosine or it > 0:  # ROG: `if iters > 0: scheduler.step()`
+            schedule.step()
+
+    history = []
+    replay = captured = warm_up = None
+    if graphed:  # warm-up iterations on a side stream that starts after what the current one has queued
+        warm_up = torch.cuda.Stream(device)
+        warm_up.wait_stream(torch.cuda.current_stream(device))
+    bar = tqdm(range(iterations), desc=desc, disable=not progress, mininterval=1.0, leave=False)
+    for it in bar:
+        if replay is not None:
+            replay.replay()
+            history.append(captured.clone())
+            advance(it)
+        else:
+            with torch.cuda.stream(warm_up) if warm_up is not None else contextlib.nullcontext():
+                optimizer.zero_grad(set_to_none=True)
+                history.append(iteration())
+                advance(it)
+            if warm_up is not None and (it == _GRAPH_WARM_UP - 1 or it == iterations - 1):
+                torch.cuda.current_stream(device).wait_stream(warm_up)
+                warm_up = None  # from here on: replays, or eager iterations where capture failed
+                if it < iterations - 1:
+                    replay, captured = _capture(iteration, optimizer)
+        if progress and it % 100 == 0:
+            bar.set_postfix(loss=f"{history[-1].mean().item():.4f}")
+    return torch.stack(history).tolist()
+
+
+_GRAPH_WARM_UP = 3  # eager iterations before capture (PyTorch's CUDA-graph recipe warms up on a side stream)
+_WARNED = set()
+
+
+def _warn_once(key, message):
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _capture(iteration, optimizer):
+    """One attack iteration as a CUDA graph, and its static loss tensor; ``(None, None)`` where capture fails."""
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)  # backward() then allocates .grad from the graph's private pool
+    try:
+        with torch.cuda.graph(graph):
+            captured = iteration()
+    except Exception as error:  # an operation capture does not allow: go on eagerly
+        _warn_once(("cuda-graph", type(error).__name__), f"invert: CUDA-graph capture failed ({type(error).__name__}: "
+                   f"{error}); running this attack without it (the same arithmetic, more kernel launches)")
+        optimizer.zero_grad(set_to_none=True)
+        return None, None
+    return graph, captured
+
+
+@dataclass(frozen=True)
+class _Victim:
+    """One attacked update, prepared: the parameters it carries, its labels and its seed."""
+
+    update: ClientUpdate
+    observed: dict
+    labels: torch.Tensor
+    labels_inferred: bool
+    seed: int
 
 
 def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None = None, *,
            labels: torch.Tensor | None = None, seed: int = 0, device: str | torch.device = "cpu",
            progress: bool = False, generator: nn.Module | None = None, restorer: nn.Module | None = None,
+           vectorize: bool | None = None, cuda_graph: bool | None = None, formulation: str | None = None,
            **settings) -> Reconstruction:
     """Reconstruct the client's N samples from ``update``, the change it made to ``model`` (W_0).
 
@@ -379,72 +471,254 @@ def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None =
     caller's copy is not modified — or, with ``restorer=None`` (ROG without its post-processing), up(x_low)
     clamped to [0, 1]. ``config["restored"]`` says which; ``Reconstruction.low_resolution`` holds x_low.
 
+    How it runs, never what it computes (``invert_many`` has the details): ``vectorize`` runs the ``restarts``
+    as one batched pass (default: on CUDA); ``cuda_graph`` (default: on CUDA) replays a captured iteration;
+    ``formulation`` (``FORMULATIONS``; default ``"autograd"``) is how the simulated update is differentiated.
+    ``config["engine"]`` records what was used.
+
     >>> rec = invert(model, update, priors={"tv": 1e-4}, iterations=1500)   # doctest: +SKIP
     >>> rec = invert(model, update, AttackConfig(priors=(("tv", 1e-4),)))  # the same attack # doctest: +SKIP
     >>> rec.images.shape                                                    # doctest: +SKIP
     torch.Size([1, 3, 32, 32])
     """
+    return invert_many(model, [update], attack, labels=None if labels is None else [labels], seeds=[seed],
+                       device=device, progress=progress, generator=generator, restorer=restorer, vectorize=vectorize,
+                       cuda_graph=cuda_graph, formulation=formulation, **settings)[0]
+
+
+def invert_many(model: nn.Module, updates, attack: AttackConfig | None = None, *, labels=None, seeds=None,
+                device: str | torch.device = "cpu", progress: bool = False, generator: nn.Module | None = None,
+                restorer: nn.Module | None = None, vectorize: bool | None = None, max_batch: int = 64,
+                cuda_graph: bool | None = None, formulation: str | None = None, **settings) -> list[Reconstruction]:
+    """``[invert(model, u, attack, labels=l, seed=s) for u, l, s in zip(updates, labels, seeds)]``, computed
+    together: many clients' updates of one model W_0 attacked with one configuration (a table cell's victims,
+    §5.1's victims of a round), each with its ``restarts``.
+
+    ``labels`` is a list (one entry per update; ``None`` entries are inferred) or ``None``; ``seeds`` defaults to
+    0, 1, 2, …. With ``vectorize`` (default: on CUDA; GIA-O and ROG), every (update, restart) pair is one attack of a single
+    ``torch.func.vmap`` pass — one forward, double backward and Adam step per iteration for all of them, at most
+    ``max_batch`` attacks per pass — whose results equal the one-at-a-time ones up to float rounding (tested):
+    Adam, the sign and the projection act per element, so stacking attacks changes no attack's arithmetic.
+    Updates that cannot share a pass (other shapes, learning rates or, for ``known_training_config``, schedules)
+    go in separate passes. Where ``vmap`` cannot go — GIA-L (its stage 2 is batched per image already), a model
+    with active dropout (its masks would differ from the one-at-a-time run), the ``bn`` prior, or an operation
+    without a batching rule — the attacks run one at a time, with a warning saying so once. The default follows
+    ``make bench``: on CUDA one small attack leaves the GPU idle between kernel launches and a batch costs a
+    fraction per attack; on two CPU cores a batch of ConvNet-32 attacks costs 0.9× and of ResNet-18 attacks 1.5×
+    the single ones, so the CPU runs them one at a time unless asked.
+
+    ``cuda_graph`` (default ``True`` on CUDA, ignored elsewhere) captures one iteration as a CUDA graph and
+    replays it (``_descend``). ``formulation`` chooses how the one-at-a-time path differentiates the simulated
+    update (``simulated_update``): default ``"autograd"``, measured the faster on CPU (``make bench``); the
+    batched path uses ``"func"``, which ``vmap`` needs. Each reconstruction's ``config["engine"]`` says which path
+    computed it.
+    """
     attack = (attack or AttackConfig()).with_(**settings)
-    _check_invert_args(attack, labels, update, generator)
-    method, objective, priors = attack.method, attack.objective, dict(attack.priors)
-    iterations, lr, restarts = attack.iterations, attack.lr, attack.restarts
-    known_training_config = attack.known_training_config
+    updates = list(updates)
+    if not updates:
+        raise ValueError("invert_many needs at least one update")
+    labels = [None] * len(updates) if labels is None else list(labels)
+    seeds = list(range(len(updates))) if seeds is None else [int(s) for s in seeds]
+    if not len(labels) == len(seeds) == len(updates):
+        raise ValueError(f"got {len(updates)} updates, {len(labels)} label sets and {len(seeds)} seeds")
+    formulation = formulation or "autograd"
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"unknown formulation {formulation!r}; available: {', '.join(FORMULATIONS)}")
+    if not isinstance(max_batch, int) or max_batch < 1:
+        raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+    for update, given in zip(updates, labels):
+        _check_invert_args(attack, given, update, generator)
     device = torch.device(device)
+    cuda_graph = device.type == "cuda" if cuda_graph is None else bool(cuda_graph) and device.type == "cuda"
+    vectorize = device.type == "cuda" if vectorize is None else bool(vectorize)
     net = copy.deepcopy(model).to(device)
-    net.train(update.bn_mode == "train")
     params = {k: p.detach() for k, p in net.named_parameters()}
     buffers = {k: b.detach() for k, b in net.named_buffers()}
+    victims = [_prepare(model, net, params, update, given, seed, device, attack.known_training_config)
+               for update, given, seed in zip(updates, labels, seeds)]
+    reason = _not_vectorizable(net, attack, victims) if vectorize else "vectorize=False"
+    runs = {}  # (victim index, restart) -> (final loss, variables, history)
+    engine = "vectorized" if reason is None else "sequential"
+    if reason is None:
+        for group in _shareable(victims, attack.known_training_config):
+            jobs = [(i, r) for i in group for r in range(attack.restarts)]
+            for start in range(0, len(jobs), max_batch):
+                chunk = jobs[start:start + max_batch]
+                done = _descend_vectorized(net, params, buffers, [victims[i] for i, _ in chunk], [r for _, r in chunk],
+                                           attack, device, progress, cuda_graph)
+                if done is None:  # vmap could not run this model: the rest one at a time
+                    engine = "sequential"
+                    break
+                runs.update(zip(chunk, done))
+            if engine == "sequential":
+                break
+    if engine == "sequential":
+        if reason is not None and vectorize and len(victims) * attack.restarts > 1:
+            _warn_once(("sequential", reason), f"invert_many: the attacks run one at a time ({reason})")
+        for i, victim in enumerate(victims):
+            for r in range(attack.restarts):
+                if (i, r) not in runs:
+                    runs[i, r] = _descend_one(net, params, buffers, victim, r, attack, device, progress, generator,
+                                              cuda_graph, formulation)
+    engine = "cuda-graph " + engine if cuda_graph else engine
+    return [_reconstruction(net, params, buffers, victim, [runs[i, r] for r in range(attack.restarts)], attack,
+                            device, progress, generator, restorer, engine, formulation)
+            for i, victim in enumerate(victims)]
+
+
+def _prepare(model, net, params, update, given, seed, device, known_training_config) -> _Victim:
     # the parameters the update carries: all of them, or the part an adversary chose to match (restricted())
     observed = {k: update.delta[k].to(device) for k in params if k in update.delta}
     if len(observed) != len(update.delta):
         unknown = sorted(set(update.delta) - set(params))
         raise ValueError(f"the update has parameters the model does not: {unknown[:5]} (wrong model for this update?)")
-    labels_inferred = labels is None
-    labels = (infer_labels(model, update, seed=seed) if labels_inferred else labels.clone()).to(device)
-    # BST: one full-batch step of the client's η; WST: the client's own schedule of U steps.
-    batches = (update.batches if known_training_config
-               else (torch.arange(update.num_samples),))
-    batches = tuple(idx.to(device) for idx in batches)
-    context = PriorContext(model=net, params=params, buffers=buffers, first_batch=batches[0],
-                           bn_statistics=_to(update.bn_statistics, device))
+    labels = (infer_labels(model, update, seed=seed) if given is None else given.clone()).to(device)
+    return _Victim(update=update, observed=observed, labels=labels, labels_inferred=given is None, seed=seed)
+
+
+def _batches(update, known_training_config, device):
+    """BST: one full-batch step of the client's η; WST: the client's own schedule of U steps."""
+    batches = update.batches if known_training_config else (torch.arange(update.num_samples),)
+    return tuple(idx.to(device) for idx in batches)
+
+
+def _initial(victim, restart, shape, device, normal=False):
+    init = torch.Generator().manual_seed(victim.seed * 1_000_003 + restart)
+    draw = torch.randn if normal else torch.rand
+    return draw(shape, generator=init).to(device)
+
+
+def _variable_shape(attack, update, generator=None):
+    channels, height, width = update.image_shape
+    if attack.method == "rog":
+        return update.num_samples, channels, height // attack.downsample, width // attack.downsample
+    if attack.method == "gia-l":
+        return update.num_samples, generator.latent_dim
+    return update.num_samples, channels, height, width
+
+
+def _render(attack, generator=None):
+    """What the model sees for the optimised variables: the pixels (GIA-O), up(x_low) (ROG), G(z) (GIA-L)."""
+    if attack.method == "rog":
+        return lambda x: upsample(x, attack.downsample, attack.interpolation)
+    if attack.method == "gia-l":
+        return generator
+    return lambda x: x
+
+
+def _descent_options(attack):
+    return dict(signed=attack.method == "gia-o", box=attack.method == "gia-o", cosine=attack.method == "rog")
+
+
+def _context(net, params, buffers, victim, batches, device):
+    return PriorContext(model=net, params=params, buffers=buffers, first_batch=batches[0],
+                        bn_statistics=_to(victim.update.bn_statistics, device))
+
+
+def _descend_one(net, params, buffers, victim, restart, attack, device, progress, generator, cuda_graph, formulation):
+    """One attack, one restart: (final loss, optimised variables, loss per iteration)."""
+    update = victim.update
+    batches = _batches(update, attack.known_training_config, device)
+    context = _context(net, params, buffers, victim, batches, device)
+    if formulation == "autograd":  # torch.autograd.grad needs parameters that require grad (only x̂ is updated)
+        params = {k: p.detach().requires_grad_(True) for k, p in params.items()}
+    net.train(update.bn_mode == "train")
+    g = _frozen_copy(generator, device) if attack.method == "gia-l" else None
+    render = _render(attack, g)
 
     def loss_of(x):
-        return matching_loss(net, params, buffers, x, labels, batches, update.lr, observed, objective, priors,
-                             context)
+        return matching_loss(net, params, buffers, render(x), victim.labels, batches, update.lr, victim.observed,
+                             attack.objective, dict(attack.priors), context, formulation=formulation)
 
-    name = method.upper()
-    channels, height, width = update.image_shape
-    low_shape = (channels, height // attack.downsample, width // attack.downsample)
+    x = _initial(victim, restart, _variable_shape(attack, update, g), device, normal=attack.method == "gia-l")
+    x.requires_grad_(True)
 
-    def up(x):
-        return upsample(x, attack.downsample, attack.interpolation)
+    def step():
+        loss = loss_of(x)
+        loss.backward(inputs=[x])
+        return loss
 
-    candidates = []
+    stage = {"gia-o": "", "rog": " (low resolution)", "gia-l": " (latent)"}[attack.method]
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)  # dropout masks inside the simulation
-        for restart in range(restarts):
-            init = torch.Generator().manual_seed(seed * 1_000_003 + restart)
-            desc = f"{name} restart {restart + 1}/{restarts}"
-            if method == "gia-o":
-                x = torch.rand((update.num_samples, *update.image_shape), generator=init).to(device)
-                x.requires_grad_(True)
-                history = _descend([x], lambda: loss_of(x), iterations, lr, signed=True, box=True, desc=desc,
-                                   progress=progress)
-                variables, render = x.detach(), None
-            elif method == "rog":  # ROG: plain Adam on the low-resolution pixels, cosine-annealed
-                x = torch.rand((update.num_samples, *low_shape), generator=init).to(device).requires_grad_(True)
-                history = _descend([x], lambda: loss_of(up(x)), iterations, lr, signed=False, box=False,
-                                   cosine=True, desc=desc + " (low resolution)", progress=progress)
-                variables, render = x.detach(), up
-            else:
-                g = _frozen_copy(generator, device)
-                z = torch.randn((update.num_samples, g.latent_dim), generator=init).to(device).requires_grad_(True)
-                history = _descend([z], lambda: loss_of(g(z)), iterations, lr, signed=False, box=False,
-                                   desc=desc + " (latent)", progress=progress)
-                variables, render = z.detach(), g
-            final = loss_of(variables if render is None else render(variables)).item()
-            candidates.append((final, variables, history))
+        torch.manual_seed(victim.seed)  # dropout masks inside the simulation
+        history = _descend([x], step, attack.iterations, attack.lr, desc=f"{attack.method.upper()} restart "
+                           f"{restart + 1}/{attack.restarts}{stage}", progress=progress,
+                           cuda_graph=cuda_graph and attack.method != "gia-l", **_descent_options(attack))
+        final = loss_of(x.detach()).item()
+    return final, x.detach(), history
+
+
+def _not_vectorizable(net, attack, victims) -> str | None:
+    """Why these attacks cannot run as one vmap pass, or ``None``."""
+    if attack.method == "gia-l":
+        return "GIA-L: its stage 2 is batched per image already"
+    if any(name == "bn" for name, _ in attack.priors):
+        return "the 'bn' prior"
+    if victims[0].update.bn_mode == "train" and any(isinstance(m, nn.Dropout) and m.p > 0 for m in net.modules()):
+        return f"{type(net).__name__} has active dropout, whose masks would differ from a one-at-a-time run"
+    return None
+
+
+def _shareable(victims, known_training_config) -> list[list[int]]:
+    """Indices of the victims whose attacks can share one vmap pass: the same sample count, image shape, client
+    learning rate and BatchNorm mode, and for WST the same mini-batch schedule."""
+    groups = {}
+    for i, v in enumerate(victims):
+        u = v.update
+        schedule = tuple(tuple(idx.tolist()) for idx in u.batches) if known_training_config else None
+        key = (u.num_samples, tuple(u.image_shape), u.lr, u.bn_mode, tuple(sorted(v.observed)), schedule)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def _descend_vectorized(net, params, buffers, victims, restarts, attack, device, progress, cuda_graph):
+    """Many attacks (victim, restart) as one ``vmap`` pass; a list of (final loss, variables, history), or
+    ``None`` (after a warning) when vmap cannot run the model."""
+    update = victims[0].update
+    batches = _batches(update, attack.known_training_config, device)
+    net.train(update.bn_mode == "train")
+    render, priors = _render(attack), dict(attack.priors)
+    shared = all(v is victims[0] for v in victims)  # restarts of one victim: its update is not copied k times
+    observed = victims[0].observed if shared else {k: torch.stack([v.observed[k] for v in victims])
+                                                   for k in victims[0].observed}
+    labels = torch.stack([v.labels for v in victims])
+    # every attack gets its own copy of the buffers: train-mode BatchNorm updates them in place
+    stacked = {k: b.unsqueeze(0).repeat(len(victims), *([1] * b.dim())) for k, b in buffers.items()}
+
+    def one(x, y, o, b):
+        return matching_loss(net, params, b, render(x), y, batches, update.lr, o, attack.objective, priors,
+                             _context(net, params, b, victims[0], batches, device), formulation="func")
+
+    in_dims = (0, 0, None if shared else 0, 0)
+    value_and_grad = vmap(grad_and_value(one), in_dims=in_dims)
+    x = torch.stack([_initial(v, r, _variable_shape(attack, v.update), device) for v, r in zip(victims, restarts)])
+    try:
+        value_and_grad(x, labels, observed, stacked)  # a probe: vmap fails at once or not at all
+    except Exception as error:  # noqa: BLE001 - any failure of vmap itself; a real error recurs one at a time
+        _warn_once(("vmap", type(net).__name__, type(error).__name__),
+                   f"invert_many: torch.func.vmap cannot run {type(net).__name__} ({type(error).__name__}: {error}); "
+                   "running the attacks one at a time instead (the same results up to float rounding, slower)")
+        return None
+    x.requires_grad_(True)
+
+    def step():
+        gradient, loss = value_and_grad(x.detach(), labels, observed, stacked)
+        x.grad = gradient
+        return loss
+
+    stage = " (low resolution)" if attack.method == "rog" else ""
+    history = _descend([x], step, attack.iterations, attack.lr, progress=progress, cuda_graph=cuda_graph,
+                       desc=f"{attack.method.upper()} × {len(victims)} attacks{stage}", **_descent_options(attack))
+    final = vmap(one, in_dims=in_dims)(x.detach(), labels, observed, stacked).tolist()
+    per_attack = list(zip(*history))
+    return [(final[j], x[j].detach(), list(per_attack[j])) for j in range(len(victims))]
+
+
+def _reconstruction(net, params, buffers, victim, candidates, attack, device, progress, generator, restorer, engine,
+                    formulation) -> Reconstruction:
+    """The kept restart (lowest final loss), finished: GIA-L's stage 2, ROG's restoration."""
     final, variables, history = min(candidates, key=lambda c: c[0])
+    update, method = victim.update, attack.method
     stages = [len(history)]
     low_resolution = None
     if method == "gia-o":
@@ -452,25 +726,39 @@ def invert(model: nn.Module, update: ClientUpdate, attack: AttackConfig | None =
     elif method == "rog":
         low_resolution = variables
         with torch.no_grad():
-            images = up(variables)
+            images = _render(attack)(variables)
             if restorer is not None:
                 images = _frozen_copy(restorer, device)(images)
             images = images.clamp(0, 1)
     else:
         # GIAS stage 2: one generator copy θ_i per image, all optimised at once (Adam is elementwise, so
         # one Adam over the stacked copies is N independent Adams driven by the shared batch loss).
+        batches = _batches(update, attack.known_training_config, device)
+        context = _context(net, params, buffers, victim, batches, device)
+        net.train(update.bn_mode == "train")
         weights, _, render = per_image_generators(generator, update.num_samples, device)
-        history = history + _descend(list(weights.values()), lambda: loss_of(render(weights, variables)),
-                                     attack.generator_iterations, attack.generator_lr, signed=False, box=False,
-                                     desc=f"{name} generators", progress=progress)
+
+        def step():
+            loss = matching_loss(net, params, buffers, render(weights, variables), victim.labels, batches, update.lr,
+                                 victim.observed, attack.objective, dict(attack.priors), context)
+            loss.backward(inputs=list(weights.values()))
+            return loss
+
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(victim.seed)
+            history = history + _descend(list(weights.values()), step, attack.generator_iterations,
+                                         attack.generator_lr, signed=False, box=False,
+                                         desc=f"{method.upper()} generators", progress=progress)
         stages.append(len(history))
         with torch.no_grad():
             images = render(weights, variables)
     gia_l, rog = method == "gia-l", method == "rog"
-    config = dict(dataclasses.asdict(attack), seed=seed, labels_inferred=labels_inferred,
+    low_shape = _variable_shape(attack, update)[2:] if rog else None
+    config = dict(dataclasses.asdict(attack), seed=victim.seed, labels_inferred=victim.labels_inferred,
                   generator_copies=update.num_samples if gia_l else 0, stage_ends=stages,
-                  restored=rog and restorer is not None, low_resolution=list(low_shape[1:]) if rog else None)
-    return Reconstruction(images=images.detach().cpu(), labels=labels.cpu(), loss_history=tuple(history),
+                  restored=rog and restorer is not None, low_resolution=list(low_shape) if rog else None,
+                  engine=engine, formulation="func" if engine.endswith("vectorized") else formulation)
+    return Reconstruction(images=images.detach().cpu(), labels=victim.labels.cpu(), loss_history=tuple(history),
                           restart_losses=tuple(c[0] for c in candidates), config=config,
                           low_resolution=None if low_resolution is None else low_resolution.cpu())
 

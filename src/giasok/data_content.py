@@ -115,8 +115,8 @@ class ContentExperiment(GiaExperiment):
         left = int(torch.randint(0, scaled[1] - self.image_size + 1, (1,), generator=draw))
         return _resize_crop(photo, shorter, self.image_size, (top, left))[None], label
 
-    def _compute(self):
-        result, arrays = super()._compute()
+    def _score(self, images, labels, update, rec, seconds):
+        result, arrays = super()._score(images, labels, update, rec, seconds)
         kind, _, name = self.content.partition(":")
         if kind == "rendered":
             _, contents = canaries.canaries(name, 1, self.image_size, seed=self.seed)

@@ -38,14 +38,14 @@ from tqdm import tqdm
 
 from . import defenses, metrics, paths
 from ._io import UNREADABLE, atomic_write, describe, set_aside
-from .attacks import AttackConfig, invert
+from .attacks import AttackConfig, invert_many
 from .data import image_size_option, load_dataset, victim_batch
 from .fl import client_update, fedavg_rounds
 from .models import build_model, parameter_names
 from .paths import CACHE_VERSION  # re-exported: defined in giasok.paths, which giasok.generative imports too
 
 __all__ = ["CACHE_VERSION", "GiaExperiment", "ModuleGradientExperiment", "FedAvgTraining", "run", "run_grid",
-           "config_hash", "result_paths",
+           "config_hash", "result_paths", "attack_batches", "compute_batch", "EXECUTORS",
            "parallel_map", "cpu_threads", "reconstruction_scores", "with_generator_seed",
            "default_workers", "tally", "reset_tally"]
 
@@ -97,7 +97,12 @@ def _run(config, root=None) -> dict:
     loaded = _load(files)
     if loaded is not None:
         return loaded
-    result, arrays = config.compute()
+    return _store(config, *config.compute(), root)
+
+
+def _store(config, result, arrays, root=None) -> dict:
+    """Write a computed result into the cache (arrays, picture, then the JSON that marks it complete)."""
+    files = result_paths(config, root)
     result = dict(result, config=dataclasses.asdict(config), hash=config_hash(config))
     atomic_write(files["npz"], lambda f: np.savez_compressed(f, **arrays))
     if "reconstruction" in arrays:
@@ -153,40 +158,73 @@ def _jsonable(value):
     return str(value)
 
 
+EXECUTORS = ("local", "ray")
+
+
 def run_grid(configs, *, progress: bool = True, root: str | os.PathLike | None = None, desc: str = "runs",
-             workers: int = 1):
+             workers: int = 1, executor: str | None = None, batched: bool | None = None):
     """Run every configuration (cached ones are loaded), in order, with a progress bar.
 
-    Each result is on disk as soon as it is finished, so an interrupted grid resumes where it stopped.
-    ``workers > 1`` first loads what is cached (setting damaged entries aside), then computes the missing
-    results in that many processes (see ``parallel_map``). ``tally()`` counts those as computed, not as
-    loaded, though the main process reads them from disk.
+    What is cached is loaded first (damaged entries are set aside); the missing results are then computed,
+    each one once, and stored as soon as it is finished, so an interrupted grid resumes where it stopped.
+
+    * ``batched`` — attacks that differ only in their victim or seed (``attack_batches``) run together as
+      one vectorised pass (``giasok.attacks.invert_many``), each still cached under its own configuration;
+      ``False`` runs them one at a time. The default batches on CUDA, where one attack leaves the GPU mostly idle,
+      and not on the CPU, where a batched pass costs as much per attack as single ones (``make bench``) and
+      parallel processes use the cores instead. Both give the same results up to float rounding.
+    * ``executor`` — ``"local"`` (the default; ``$GIASOK_EXECUTOR`` when not given): in this process, or in
+      ``workers`` processes of one torch thread each (``parallel_map``); ``"ray"``: each batch is a Ray task
+      (``giasok._ray.ray_map``: a local Ray instance, or the cluster at ``$RAY_ADDRESS``). Ray workers write to the
+      same cache folder, which must therefore be one they can all reach.
+
+    ``tally()`` counts results computed by workers as computed, though the main process reads them from disk.
     """
+    executor = executor or os.environ.get("GIASOK_EXECUTOR") or "local"
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; available: {', '.join(EXECUTORS)}")
     configs = list(configs)
-    loaded, fresh = {}, set()
-    if workers > 1:
-        for i, config in enumerate(configs):
-            result = _load(result_paths(config, root))
-            if result is not None:
-                loaded[i] = result
-        missing = {config_hash(c): c for i, c in enumerate(configs) if i not in loaded}  # each one once
-        if missing:
-            parallel_map(functools.partial(_compute, root=root), list(missing.values()), workers=workers,
-                         progress=progress, desc=f"{desc} ({workers} workers)")
-        fresh = set(missing)
+    loaded = {}
+    for i, config in enumerate(configs):
+        result = _load(result_paths(config, root))
+        if result is not None:
+            loaded[i] = result
+    missing = list({config_hash(c): c for i, c in enumerate(configs) if i not in loaded}.values())  # each once
+    fresh = {config_hash(c) for c in missing}
+    computed = {}
+    if missing:
+        on_gpu = any(torch.device(getattr(c, "device", "cpu")).type == "cuda" for c in missing)
+        batched = on_gpu if batched is None else batched
+        if executor == "ray":
+            from ._ray import cluster_cpus, ray_map
+        parallelism = max(workers, cluster_cpus()) if executor == "ray" else workers  # tasks to keep all busy
+        groups = attack_batches(missing, at_least=parallelism) if batched else [[c] for c in missing]
+        compute = functools.partial(_compute_batch, root=root)
+        if executor == "ray":  # a quarter of a GPU per task on CUDA: small attacks leave most of one idle
+            ray_map(compute, groups, num_gpus=0.25 if on_gpu else 0.0, progress=progress, desc=f"{desc} (Ray)")
+        elif workers > 1:
+            parallel_map(compute, groups, workers=workers, progress=progress, desc=f"{desc} ({workers} workers)")
+        else:
+            bar = tqdm(total=len(missing), desc=desc, disable=not progress, unit="run")
+            for group in groups:
+                for result in _run_batch(group, root):
+                    computed[result["hash"]] = result
+                bar.update(len(group))
+            bar.close()
     results = []
-    bar = tqdm(configs, desc=desc, disable=not progress, unit="run")
-    computed = 0
-    for i, config in enumerate(bar):
-        result = loaded.pop(i) if i in loaded else _run(config, root)
+    for i, config in enumerate(configs):
         key = config_hash(config)
-        new = not result["cached"] or key in fresh  # a worker's result counts once, as computed
+        result = loaded.get(i) or computed.get(key) or _load(result_paths(config, root))
+        if result is None:  # a worker's result is missing from the cache folder: compute it here
+            result = _run(config, root)
+        _count(key in fresh)  # a result computed in this call counts once, as computed
         fresh.discard(key)
-        _count(new)
-        computed += new
         results.append(result)
-        bar.set_postfix(computed=computed, cached=len(results) - computed)
     return results
+
+
+def _compute_batch(configs, root=None) -> list[str]:
+    return [result["hash"] for result in _run_batch(configs, root)]  # the results themselves are on disk
 
 
 def _compute(config, root=None) -> str:
@@ -401,14 +439,21 @@ class GiaExperiment:
             return self._compute()
 
     def _compute(self):
-        images, labels, model, update = self.victim()
-        generator = self.generator() if self.attack.method == "gia-l" else None
-        restorer = self.restorer() if self.attack.method == "rog" else None
-        start = time.perf_counter()
-        rec = invert(model, update, self.attack, labels=labels if self.labels == "given" else None,
-                     seed=self.seed if self.attack_seed is None else self.attack_seed, device=self.device,
-                     generator=generator, restorer=restorer)
-        seconds = time.perf_counter() - start
+        return compute_batch([self])[0]
+
+    def batch_key(self):
+        """Experiments with equal keys attack updates of one W_0 with one configuration and differ only in their
+        victims (``seed``) and initialisations (``attack_seed``): ``compute_batch`` runs them as one vectorised
+        pass. ``None`` (GIA-L, whose stage 2 is vectorised per image already) runs alone."""
+        if self.attack.method == "gia-l" or type(self)._compute is not GiaExperiment._compute:
+            return None  # a subclass that computes otherwise runs alone
+        fields = dataclasses.asdict(self)
+        for name in ("seed", "attack_seed"):
+            fields.pop(name)
+        return type(self).__name__, json.dumps(fields, sort_keys=True, default=str)
+
+    def _score(self, images, labels, update, rec, seconds):
+        """The result of one attack: scores of the reconstruction matched to the truth, and its arrays."""
         matched, order = metrics.match(rec.images, images)
         result = dict(reconstruction_scores(matched, images), seconds=seconds, local_updates=update.local_updates,
                       final_loss=rec.loss_history[-1], restart_losses=list(rec.restart_losses),
@@ -416,6 +461,60 @@ class GiaExperiment:
         arrays = {"truth": images.numpy(), "reconstruction": matched.numpy(), "labels": labels.numpy(),
                   "order": order, "loss_history": np.asarray(rec.loss_history)}
         return result, arrays
+
+
+def compute_batch(experiments) -> list[tuple[dict, dict]]:
+    """``[e.compute() for e in experiments]`` for ``GiaExperiment``s of one ``batch_key()`` (or a single one), their
+    attacks run together (``giasok.attacks.invert_many``). Each ``seconds`` is the pass's time divided by the
+    number of experiments in it."""
+    first = experiments[0]
+    if len(experiments) > 1 and (first.batch_key() is None
+                                 or any(e.batch_key() != first.batch_key() for e in experiments)):
+        raise ValueError("compute_batch needs experiments of one batch_key() (see attack_batches)")
+    with cpu_threads(1, first.device):
+        victims = [e.victim() for e in experiments]
+        model = victims[0][2]
+        generator = first.generator() if first.attack.method == "gia-l" else None
+        restorer = first.restorer() if first.attack.method == "rog" else None
+        start = time.perf_counter()
+        recs = invert_many(model, [update for *_, update in victims], first.attack,
+                           labels=[labels if e.labels == "given" else None
+                                   for e, (_, labels, _, _) in zip(experiments, victims)],
+                           seeds=[e.seed if e.attack_seed is None else e.attack_seed for e in experiments],
+                           device=first.device, generator=generator, restorer=restorer)
+        seconds = (time.perf_counter() - start) / len(experiments)
+        return [e._score(images, labels, update, rec, seconds)
+                for e, (images, labels, _, update), rec in zip(experiments, victims, recs)]
+
+
+def attack_batches(configs, *, at_least: int = 1, max_size: int = 16) -> list[list]:
+    """``configs`` in groups that ``compute_batch`` runs as one pass: equal ``batch_key()``s, in the order they
+    come, at most ``max_size`` per group, and split further until there are ``at_least`` groups where possible
+    (so that ``at_least`` parallel workers all have work). Other configurations are groups of one."""
+    groups, open_groups = [], {}
+    for config in configs:
+        key = config.batch_key() if hasattr(config, "batch_key") else None
+        if key is None:
+            groups.append([config])
+            continue
+        group = open_groups.get(key)
+        if group is None or len(group) >= max_size:
+            group = open_groups[key] = []
+            groups.append(group)
+        group.append(config)
+    while len(groups) < at_least and any(len(g) > 1 for g in groups):
+        largest = max(range(len(groups)), key=lambda i: len(groups[i]))
+        group = groups.pop(largest)
+        groups[largest:largest] = [group[:len(group) // 2], group[len(group) // 2:]]
+    return groups
+
+
+def _run_batch(configs, root=None) -> list[dict]:
+    """``[_run(c, root) for c in configs]``, computed in one pass where ``configs`` share a ``batch_key()``; each
+    result is stored as soon as the pass ends."""
+    if len(configs) == 1 or not all(isinstance(c, GiaExperiment) for c in configs):
+        return [_run(c, root) for c in configs]
+    return [_store(config, result, arrays, root) for config, (result, arrays) in zip(configs, compute_batch(configs))]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .attacks import AttackConfig, invert
+from .attacks import AttackConfig, invert_many
 from .claims import Claim, at_least, partial_trend, trend
 from .fl import client_update
 from .igsa import igsa
@@ -99,13 +99,11 @@ class RoundEvaluation:
         smooth = {estimator: igsa(model, images, labels, samples=self.igsa_samples, radius=self.igsa_radius,
                                   estimator=estimator, seed=self.seed, mode=self.bn_mode, device=device)
                   for estimator in ("finite-difference", "jvp")}
-        reconstructions = []
-        for i in range(len(images)):
-            update = client_update(model, images[i:i + 1], labels[i:i + 1], lr=self.training.lr,
-                                   bn_mode=self.bn_mode, seed=self.seed, device=device)
-            rec = invert(model, update, self.attack, labels=labels[i:i + 1], seed=self.seed + i, device=device)
-            reconstructions.append(rec.images)
-        reconstruction = torch.cat(reconstructions)
+        updates = [client_update(model, images[i:i + 1], labels[i:i + 1], lr=self.training.lr, bn_mode=self.bn_mode,
+                                 seed=self.seed, device=device) for i in range(len(images))]
+        recs = invert_many(model, updates, self.attack, labels=[labels[i:i + 1] for i in range(len(images))],
+                           seeds=[self.seed + i for i in range(len(images))], device=device)  # one pass on CUDA
+        reconstruction = torch.cat([rec.images for rec in recs])
         result = dict(reconstruction_scores(reconstruction, images), accuracy=accuracy,
                       igsa=smooth["finite-difference"].value, igsa_exact=smooth["jvp"].value,
                       seconds=time.perf_counter() - start)
