@@ -97,3 +97,19 @@ def test_device_check_is_clear():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             check_device("cuda")
+
+
+def test_a_grid_announces_its_runs_and_estimated_time_before_computing(tmp_path, capsys):
+    from giasok.runs import estimate
+
+    short = [GiaExperiment(seed=s, **TINY) for s in range(3)]
+    long = [dataclasses.replace(e, attack=e.attack.with_(iterations=2000)) for e in short]
+    quick, slow = estimate(short, root=tmp_path), estimate(long, root=tmp_path)
+    assert (quick.total, quick.cached) == (3, 0) and 0 < quick.seconds < slow.seconds  # measured per iteration
+    assert "3 runs (0 cached, 3 to compute); estimated" in str(quick)
+    run_grid(short[:2], root=tmp_path, progress=False)
+    partial = estimate(short, root=tmp_path, workers=2)
+    assert (partial.cached, partial.workers) == (2, 1) and partial.seconds > 0  # one run left: one worker
+    run_grid(short, root=tmp_path, progress=True, desc="Table 9")
+    assert "Table 9: 3 runs (2 cached, 1 to compute); estimated" in capsys.readouterr().out
+    assert str(estimate(short, root=tmp_path)).endswith("(3 cached, 0 to compute)")

@@ -671,9 +671,11 @@ def _shareable(victims, known_training_config) -> list[list[int]]:
     return list(groups.values())
 
 
-def _descend_vectorized(net, params, buffers, victims, restarts, attack, device, progress, cuda_graph):
-    """Many attacks (victim, restart) as one ``vmap`` pass; a list of (final loss, variables, history), or
-    ``None`` (after a warning) when vmap cannot run the model."""
+def _vectorized_objective(net, params, buffers, victims, attack, device):
+    """The attacks of ``victims`` (one entry per attack; a victim may repeat, one entry per restart) as one
+    function: ``(loss_and_gradient, loss, inputs)``, where ``loss_and_gradient(x, *inputs)`` maps the stacked
+    variables x (attacks × N × …) to each attack's gradient and loss in one ``vmap`` pass, and ``loss`` to the losses
+    alone."""
     update = victims[0].update
     batches = _batches(update, attack.known_training_config, device)
     net.train(update.bn_mode == "train")
@@ -690,10 +692,16 @@ def _descend_vectorized(net, params, buffers, victims, restarts, attack, device,
                              _context(net, params, b, victims[0], batches, device), formulation="func")
 
     in_dims = (0, 0, None if shared else 0, 0)
-    value_and_grad = vmap(grad_and_value(one), in_dims=in_dims)
+    return vmap(grad_and_value(one), in_dims=in_dims), vmap(one, in_dims=in_dims), (labels, observed, stacked)
+
+
+def _descend_vectorized(net, params, buffers, victims, restarts, attack, device, progress, cuda_graph):
+    """Many attacks (victim, restart) as one ``vmap`` pass; a list of (final loss, variables, history), or
+    ``None`` (after a warning) when vmap cannot run the model."""
+    loss_and_gradient, loss, inputs = _vectorized_objective(net, params, buffers, victims, attack, device)
     x = torch.stack([_initial(v, r, _variable_shape(attack, v.update), device) for v, r in zip(victims, restarts)])
     try:
-        value_and_grad(x, labels, observed, stacked)  # a probe: vmap fails at once or not at all
+        loss_and_gradient(x, *inputs)  # a probe: vmap fails at once or not at all
     except Exception as error:  # noqa: BLE001 - any failure of vmap itself; a real error recurs one at a time
         _warn_once(("vmap", type(net).__name__, type(error).__name__),
                    f"invert_many: torch.func.vmap cannot run {type(net).__name__} ({type(error).__name__}: {error}); "
@@ -702,14 +710,14 @@ def _descend_vectorized(net, params, buffers, victims, restarts, attack, device,
     x.requires_grad_(True)
 
     def step():
-        gradient, loss = value_and_grad(x.detach(), labels, observed, stacked)
+        gradient, value = loss_and_gradient(x.detach(), *inputs)
         x.grad = gradient
-        return loss
+        return value
 
     stage = " (low resolution)" if attack.method == "rog" else ""
     history = _descend([x], step, attack.iterations, attack.lr, progress=progress, cuda_graph=cuda_graph,
                        desc=f"{attack.method.upper()} × {len(victims)} attacks{stage}", **_descent_options(attack))
-    final = vmap(one, in_dims=in_dims)(x.detach(), labels, observed, stacked).tolist()
+    final = loss(x.detach(), *inputs).tolist()
     per_attack = list(zip(*history))
     return [(final[j], x[j].detach(), list(per_attack[j])) for j in range(len(victims))]
 

@@ -45,7 +45,7 @@ from .models import build_model, parameter_names
 from .paths import CACHE_VERSION  # re-exported: defined in giasok.paths, which giasok.generative imports too
 
 __all__ = ["CACHE_VERSION", "GiaExperiment", "ModuleGradientExperiment", "FedAvgTraining", "run", "run_grid",
-           "config_hash", "result_paths", "attack_batches", "compute_batch", "EXECUTORS",
+           "config_hash", "result_paths", "attack_batches", "compute_batch", "EXECUTORS", "estimate", "Estimate",
            "parallel_map", "cpu_threads", "reconstruction_scores", "with_generator_seed",
            "default_workers", "tally", "reset_tally"]
 
@@ -162,7 +162,8 @@ EXECUTORS = ("local", "ray")
 
 
 def run_grid(configs, *, progress: bool = True, root: str | os.PathLike | None = None, desc: str = "runs",
-             workers: int = 1, executor: str | None = None, batched: bool | None = None):
+             workers: int = 1, executor: str | None = None, batched: bool | None = None,
+             announce: bool | None = None):
     """Run every configuration (cached ones are loaded), in order, with a progress bar.
 
     What is cached is loaded first (damaged entries are set aside); the missing results are then computed,
@@ -178,6 +179,10 @@ def run_grid(configs, *, progress: bool = True, root: str | os.PathLike | None =
       (``giasok._ray.ray_map``: a local Ray instance, or the cluster at ``$RAY_ADDRESS``). Ray workers write to the
       same cache folder, which must therefore be one they can all reach.
 
+    * ``announce`` (default: with ``progress``) — print, before computing anything, how many runs the grid has,
+      how many are cached and how long the rest will take (``estimate``, measured here with short runs), so
+      that a long run surprises nobody.
+
     ``tally()`` counts results computed by workers as computed, though the main process reads them from disk.
     """
     executor = executor or os.environ.get("GIASOK_EXECUTOR") or "local"
@@ -192,6 +197,8 @@ def run_grid(configs, *, progress: bool = True, root: str | os.PathLike | None =
     missing = list({config_hash(c): c for i, c in enumerate(configs) if i not in loaded}.values())  # each once
     fresh = {config_hash(c) for c in missing}
     computed = {}
+    if missing and (progress if announce is None else announce):
+        print(estimate(configs, workers=workers, root=root, desc=desc), flush=True)
     if missing:
         on_gpu = any(torch.device(getattr(c, "device", "cpu")).type == "cuda" for c in missing)
         batched = on_gpu if batched is None else batched
@@ -447,6 +454,11 @@ class GiaExperiment:
         pass. ``None`` (GIA-L, whose stage 2 is vectorised per image already) runs alone."""
         if self.attack.method == "gia-l" or type(self)._compute is not GiaExperiment._compute:
             return None  # a subclass that computes otherwise runs alone
+        return self.kind()
+
+    def kind(self):
+        """The experiment without its victim and initialisation (``seed``, ``attack_seed``): runs of one kind cost
+        the same (``estimate``)."""
         fields = dataclasses.asdict(self)
         for name in ("seed", "attack_seed"):
             fields.pop(name)
@@ -658,3 +670,76 @@ class FedAvgTraining:
                 payload = {"round": t, "model": {k: v.cpu() for k, v in model.state_dict().items()}}
                 atomic_write(self.checkpoint_path(t, root), lambda f: torch.save(payload, f))
         return model
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a grid will cost before it runs: its attacks, those cached, and the estimated wall time of the rest
+    (``None`` where it has experiments this estimate does not time, e.g. FedAvg training)."""
+
+    desc: str
+    total: int
+    cached: int
+    seconds: float | None
+    device: str
+    workers: int
+    untimed: int = 0
+
+    def __str__(self):
+        todo = self.total - self.cached
+        head = f"{self.desc}: {self.total} runs ({self.cached} cached, {todo} to compute)"
+        if todo == 0:
+            return head
+        if self.seconds is None:
+            return f"{head}; no time estimate"
+        minutes = self.seconds / 60
+        when = f"{minutes:.1f} min" if minutes >= 1 else f"{self.seconds:.0f} s"
+        extra = f", plus {self.untimed} runs not estimated" if self.untimed else ""
+        return (f"{head}; estimated ~{when} on {self.device} with {self.workers} worker"
+                f"{'s' if self.workers > 1 else ''}{extra} (from short runs of each kind of attack, timed here)")
+
+
+def estimate(configs, *, workers: int = 1, root: str | os.PathLike | None = None, desc: str = "runs") -> Estimate:
+    """How long ``run_grid(configs, workers=workers)`` will take, measured on this machine before it runs.
+
+    For every kind of attack among the missing ``GiaExperiment``s (one ``batch_key()``: the same model, data and
+    attack), one of them runs with its attack cut to 1 and then 4 iterations (after one untimed run that also
+    trains or loads what it needs, e.g. GIA-L's generator, as the grid would): the difference gives the cost per
+    iteration, the rest the set-up. A run costs set-up + per-iteration × (restarts × iterations + generator
+    iterations), divided over the workers. Other experiments (FedAvg training) are counted, not timed.
+    """
+    configs = list(configs)
+    missing = list({config_hash(c): c for c in configs if not result_paths(c, root)["json"].exists()}.values())
+    kinds, untimed = {}, 0
+    for config in missing:
+        key = config.kind() if isinstance(config, GiaExperiment) else None
+        if key is None:
+            untimed += 1
+        else:
+            kinds.setdefault(key, []).append(config)
+    seconds = 0.0
+    for group in kinds.values():
+        set_up, per_iteration = _probe(group[0])
+        attack = group[0].attack
+        steps = attack.restarts * attack.iterations + attack.generator_iterations
+        seconds += len(group) * (set_up + per_iteration * steps)
+    device = configs[0].device if configs and hasattr(configs[0], "device") else "cpu"
+    parallel = max(1, min(workers, len(missing)))
+    timed = seconds / parallel if kinds or not untimed else None
+    return Estimate(desc=desc, total=len(configs), cached=len(configs) - len(missing), seconds=timed,
+                    device=str(device), workers=parallel, untimed=untimed if kinds else 0)
+
+
+def _probe(config) -> tuple[float, float]:
+    """(set-up seconds, seconds per iteration) of ``config``'s attack, from runs cut to 1 and 4 iterations."""
+    def timed(iterations):
+        short = dataclasses.replace(config, attack=config.attack.with_(
+            iterations=iterations, restarts=1, generator_iterations=min(config.attack.generator_iterations, iterations)))
+        start = time.perf_counter()
+        compute_batch([short])
+        return time.perf_counter() - start
+
+    timed(1)  # loads the data and trains or loads a generator or restorer, as the grid's first run would
+    one, four = timed(1), timed(4)
+    per_iteration = max(four - one, 0.0) / 3
+    return max(one - per_iteration, 0.0), per_iteration
