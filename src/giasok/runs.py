@@ -702,17 +702,19 @@ class Estimate:
 def estimate(configs, *, workers: int = 1, root: str | os.PathLike | None = None, desc: str = "runs") -> Estimate:
     """How long ``run_grid(configs, workers=workers)`` will take, measured on this machine before it runs.
 
-    For every kind of attack among the missing ``GiaExperiment``s (one ``batch_key()``: the same model, data and
-    attack), one of them runs with its attack cut to 1 and then 4 iterations (after one untimed run that also
-    trains or loads what it needs, e.g. GIA-L's generator, as the grid would): the difference gives the cost per
-    iteration, the rest the set-up. A run costs set-up + per-iteration × (restarts × iterations + generator
-    iterations), divided over the workers. Other experiments (FedAvg training) are counted, not timed.
+    For every kind of attack among the missing experiments (those with an ``attack`` and a ``kind()``:
+    ``GiaExperiment``s of one model, data and attack; §5.1's evaluations of one FedAvg run), one of them runs with
+    its attack cut to 1 and then 4 iterations (after one untimed run that also trains or loads what it needs, e.g.
+    GIA-L's generator, as the grid would): the difference gives the cost per iteration, the rest the set-up. A run
+    costs set-up + per-iteration × (restarts × iterations + generator iterations), divided over the workers.
+    Other experiments (FedAvg training) are counted, not timed.
     """
     configs = list(configs)
     missing = list({config_hash(c): c for c in configs if not result_paths(c, root)["json"].exists()}.values())
     kinds, untimed = {}, 0
     for config in missing:
-        key = config.kind() if isinstance(config, GiaExperiment) else None
+        key = config.kind() if hasattr(config, "kind") and isinstance(getattr(config, "attack", None), AttackConfig) \
+            else None
         if key is None:
             untimed += 1
         else:
@@ -736,7 +738,7 @@ def _probe(config) -> tuple[float, float]:
         short = dataclasses.replace(config, attack=config.attack.with_(
             iterations=iterations, restarts=1, generator_iterations=min(config.attack.generator_iterations, iterations)))
         start = time.perf_counter()
-        compute_batch([short])
+        compute_batch([short]) if isinstance(short, GiaExperiment) else short.compute()
         return time.perf_counter() - start
 
     timed(1)  # loads the data and trains or loads a generator or restorer, as the grid's first run would

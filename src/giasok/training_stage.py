@@ -21,6 +21,7 @@ stopped, both in training and in evaluation.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ from .fl import client_update
 from .igsa import igsa
 from .metrics import TAU_PSNR
 from .profiles import TrainingStageSizes
-from .runs import FedAvgTraining, cpu_threads, default_workers, parallel_map, reconstruction_scores, run_grid
+from .runs import FedAvgTraining, config_hash, cpu_threads, default_workers, parallel_map, reconstruction_scores, run_grid
 
 __all__ = ["PAPER_SETUP", "PAPER_FINDINGS", "HIGH_RISK_PSNR", "RoundEvaluation",
            "stage_experiments", "run_stages", "per_victim", "windowed", "peak_rounds", "insight_claims", "figure",
@@ -85,6 +86,14 @@ class RoundEvaluation:
             raise ValueError(f"victims={self.victims} exceeds client 0's {len(order)} samples")
         idx = torch.tensor(order[:self.victims])
         return images[idx], labels[idx]
+
+    @property
+    def device(self) -> str:
+        return self.training.device
+
+    def kind(self):
+        """Evaluations that cost the same (``giasok.runs.estimate``): every round of one run and attack."""
+        return type(self).__name__, config_hash(dataclasses.replace(self, round=0))
 
     def compute(self):
         with cpu_threads(1, self.training.device):  # identical numbers in the main process and in workers
