@@ -8,13 +8,16 @@
      with ``create_graph``, cosine distance + TV, backward to the pixels, sign, Adam, clamp;
    * ``single`` — ``giasok.attacks.invert`` (one attack: the formulation it chooses for the device);
    * ``single (func)`` — the same attack with the ``torch.func`` formulation (what the batched path uses);
-   * ``batched`` — ``invert_many`` over ``--batch`` attacks in one vmap pass, per attack;
+   * ``batched`` — ``invert_many`` over ``--batch`` attacks (other clients' updates) in one vmap pass, per attack;
    * ``graph`` / ``batched+graph`` — the same, with the iteration captured as a CUDA graph (CUDA only).
+
+   The paths are timed in turns (``--rounds``), each keeping its best, so that a busy spell of a shared machine
+   does not land on one path alone.
 
    An iteration's time is the slope of the wall time against the iteration count (two runs of n₁ and n₂
    iterations, each the best of ``--repeats``), so set-up costs cancel. Peak memory per attack is the growth of
-   the peak over the set-up: CUDA's allocator peak, or on the CPU the process's peak resident set (each path in
-   a fresh process).
+   the peak over the set-up, each path in a fresh process: CUDA's allocator peak, or on the CPU the resident set
+   sampled every millisecond (Linux).
 2. IGSA (§5.1.1): directions per second for each estimator, vectorised in chunks (``chunk_size`` > 1,
    ``vmap``) against one direction at a time (a plain loop), at one 32×32 input.
 
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
+import threading
 import time
 
 import torch
@@ -131,23 +136,35 @@ def _paths(device):
     return [p for p in PATHS if device.startswith("cuda") or "graph" not in p]
 
 
-def time_case(name, device, batch, repeats, n1, n2):
+def time_case(name, device, batch, repeats, n1, n2, rounds=2):
+    """Seconds per iteration (per attack) of the training step and every path. The paths are timed in turn, and
+    the whole turn ``rounds`` times, keeping each one's best: a shared machine's slow spells then fall on all
+    paths alike instead of on whichever ran during them."""
     model, images, labels, update, bn_mode = _case(name, device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    times = {"train step": _slope(_train_step(model, images, labels, bn_mode, device), n1, n2, repeats, sync)}
+    runs = {"train step": (_train_step(model, images, labels, bn_mode, device), 1)}
     for path in _paths(device):
-        run, attacks = _path(path, model, images, labels, update, bn_mode, device, batch)
-        times[path] = _slope(run, n1, n2, repeats, sync) / attacks
-    return times
+        runs[path] = _path(path, model, images, labels, update, bn_mode, device, batch)
+    best = {}
+    for _ in range(rounds):
+        for path, (run, attacks) in runs.items():
+            seconds = _slope(run, n1, n2, repeats, sync) / attacks
+            best[path] = min(best.get(path, seconds), seconds)
+    return best
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _memory_probe(name, device, path, batch, queue):
-    """In a fresh process: the peak memory one attack of ``path`` adds over its set-up, in MiB."""
-    import resource
-
+    """In a fresh process: the peak memory one attack of ``path`` adds over its set-up, in MiB (CUDA: the
+    allocator's peak; CPU: the resident set, sampled every millisecond while the attack runs)."""
     torch.set_num_threads(1)
     model, images, labels, update, bn_mode = _case(name, device)
     run, attacks = _path(path, model, images, labels, update, bn_mode, device, batch)
+    run(1)  # warm-up: the allocator's pools and the model copies exist before the baseline
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
@@ -155,10 +172,20 @@ def _memory_probe(name, device, path, batch, queue):
         run(3)
         torch.cuda.synchronize()
         queue.put((torch.cuda.max_memory_allocated() - base) / attacks / 2**20)
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        run(3)
-        queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024 / attacks)
+        return
+    base, peak, done = _resident_bytes(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _resident_bytes())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    run(3)
+    done.set()
+    sampler.join()
+    queue.put(max(peak[0] - base, 0) / attacks / 2**20)
 
 
 def peak_memory(name, device, path, batch):
@@ -196,23 +223,26 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--batch", type=int, default=16, help="attacks per batched pass")
+    parser.add_argument("--batch", type=int, default=None, help="attacks per batched pass (default: 16 on CUDA, 4 on the CPU)")
     parser.add_argument("--iterations", type=int, nargs=2, default=None, metavar=("N1", "N2"),
                         help="iteration counts whose difference gives the slope (default: 5 25 on the CPU, 20 120 on CUDA)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per iteration count (the best is kept)")
+    parser.add_argument("--rounds", type=int, default=2, help="turns over all paths (each path's best is kept)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-igsa", action="store_true")
     parser.add_argument("--igsa-samples", type=int, default=64, help="IGSA directions K per measurement")
     parser.add_argument("--igsa-chunk", type=int, default=32, help="directions per vectorised chunk")
     args = parser.parse_args()
-    n1, n2 = args.iterations or ((20, 120) if args.device.startswith("cuda") else (5, 25))
-    gpu = f"  gpu={torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""
+    cuda = args.device.startswith("cuda")
+    n1, n2 = args.iterations or ((20, 120) if cuda else (5, 25))
+    args.batch = args.batch or (16 if cuda else 4)
+    gpu = f"  gpu={torch.cuda.get_device_name()}" if cuda else ""
     print(f"device={args.device}{gpu}  threads={torch.get_num_threads()}  torch={torch.__version__}  "
           f"batch={args.batch}  iterations={n1}→{n2}")
     print("ms per iteration per attack (ratio to one client training step)" +
           ("" if args.skip_memory else "; peak MiB per attack in brackets"))
     for name in args.cases:
-        times = time_case(name, args.device, args.batch, args.repeats, n1, n2)
+        times = time_case(name, args.device, args.batch, args.repeats, n1, n2, args.rounds)
         train = times.pop("train step")
         cells = [f"train step {1e3 * train:.2f} ms"]
         for path, seconds in times.items():

@@ -211,7 +211,7 @@ def test_cuda_graph_replay_equals_eager_iterations():
 def test_the_benchmark_runs():
     """`make bench`'s script end to end on the smallest case (plumbing only: a benchmark, not a timed test)."""
     out = subprocess.run([sys.executable, "benchmarks/bench.py", "--cases", "convnet-1", "--iterations", "1", "2",
-                          "--repeats", "1", "--batch", "2", "--skip-igsa"], cwd=ROOT, capture_output=True,
+                          "--repeats", "1", "--rounds", "1", "--batch", "2", "--skip-igsa"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "reference" in out.stdout and "single" in out.stdout and "batched" in out.stdout and "MiB" in out.stdout

@@ -47,6 +47,12 @@ profile holds the configurations of its sections' attacks, an experiment (``gias
 carries one unchanged, and ``invert(model, update, config)`` runs it. ``invert``'s keyword form
 (``invert(model, update, iterations=..., priors=...)``) builds the same dataclass.
 
+How an attack runs never changes what it computes. ``invert_many`` attacks many updates of one W_0 with one
+configuration (a table cell's victims, every restart) as one ``torch.func.vmap`` pass; on CUDA one iteration is
+captured as a CUDA graph and replayed; ``simulated_update`` has two formulations of the same arithmetic. Each is
+tested against the one-at-a-time path, and ``make bench`` measures them against the plain loop of inversefed and
+breaching (README, "Speed").
+
 Labels are given, or inferred from the last layer's update by ``infer_labels``: iDLG's sign rule for a
 single sample (Zhao et al., 2020) and per-class counts for a batch (Geng et al., 2021).
 """
@@ -67,8 +73,9 @@ from tqdm import tqdm
 from .fl import ClientUpdate
 from .priors import PRIORS, PriorContext
 
-__all__ = ["AttackConfig", "Reconstruction", "invert", "invert_many", "FORMULATIONS", "infer_labels", "simulated_update", "matching_loss", "per_image_generators",
-           "upsample", "downsample", "OBJECTIVES", "METHODS", "INTERPOLATIONS", "ROG_RECIPE"]
+__all__ = ["AttackConfig", "Reconstruction", "invert", "invert_many", "infer_labels", "simulated_update", "matching_loss",
+           "per_image_generators", "upsample", "downsample", "OBJECTIVES", "METHODS", "INTERPOLATIONS", "FORMULATIONS",
+           "ROG_RECIPE"]
 
 METHODS = ("gia-o", "gia-l", "rog")
 INTERPOLATIONS = ("bicubic", "bilinear")  # ROG's up(x_low): F.interpolate modes (align_corners=False)
@@ -226,8 +233,8 @@ def simulated_update(model: nn.Module, params: dict, buffers: dict, images: torc
 
     Two formulations of the same arithmetic (``FORMULATIONS``): ``"func"`` takes each step's gradient with
     ``torch.func.grad`` (composable with ``vmap``: the batched attacks use it); ``"autograd"`` with
-    ``torch.autograd.grad(..., create_graph=True)``, which needs ``params`` that require grad and is the cheaper
-    of the two for a single attack (``benchmarks/bench.py``). Both give the same ΔŴ up to float rounding (tested).
+    ``torch.autograd.grad(..., create_graph=True)``, which needs ``params`` that require grad and is slightly the
+    cheaper for a single attack on the CPU (``make bench``). Both give the same ΔŴ up to float rounding (tested).
     """
     if formulation not in FORMULATIONS:
         raise ValueError(f"unknown formulation {formulation!r}; available: {', '.join(FORMULATIONS)}")
@@ -238,7 +245,7 @@ def simulated_update(model: nn.Module, params: dict, buffers: dict, images: torc
 
     # ΔŴ is accumulated as −η Σ_u g_u rather than taken as W_U − W_0 at the end: for one step (BST, FedSGD) that
     # is a single multiply per parameter instead of three elementwise passes over the whole model, each also
-    # differentiated twice (a third of a ResNet-18 iteration on the CPU), and it rounds no worse.
+    # differentiated twice (a fifth of a ResNet-18 iteration on the CPU, make bench), and it rounds no worse.
     current, delta = params, None
     for u, idx in enumerate(batches):
         if formulation == "func":
