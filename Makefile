@@ -32,8 +32,9 @@ test: install
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -v --durations=20
 
+# `make bench DEVICE=cuda` on a GPU; BENCH_ARGS passes the script's other options (--help lists them).
 bench: $(STAMP)
-	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/bench.py --device $(DEVICE) $(BENCH_ARGS)
 
 # Execute every notebook with papermill at PROFILE/DEVICE, then build the HTML book. EXECUTOR=ray runs the grids
 # on Ray (a local instance, or the cluster that RAY_ADDRESS names; README: "Sweeps on a Ray cluster").

@@ -136,8 +136,8 @@ def ray_map(function, items, *, num_gpus: float = 0.0, progress: bool = True, de
 
 def _cancel(ray, refs) -> None:
     """Cancel (killing their workers) the tasks of ``refs`` that have not finished. Finished ones are left
-    alone: cancelling a task whose completion is on its way can abort the driver (a race inside Ray, e.g.
-    ray-project/ray#54798)."""
+    alone: cancelling a task whose completion is on its way aborted the driver in our tests with Ray 2.60 ("Tried to
+    complete task that was not pending", a race inside Ray)."""
     try:
         _, unfinished = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
     except Exception:
