@@ -234,10 +234,6 @@ def _compute_batch(configs, root=None) -> list[str]:
     return [result["hash"] for result in _run_batch(configs, root)]  # the results themselves are on disk
 
 
-def _compute(config, root=None) -> str:
-    return _run(config, root=root)["hash"]  # only the hash travels back; the result is on disk
-
-
 def _single_threaded_worker():
     torch.set_num_threads(1)
 
