@@ -545,31 +545,27 @@ def invert_many(model: nn.Module, updates, attack: AttackConfig | None = None, *
                for update, given, seed in zip(updates, labels, seeds)]
     reason = _not_vectorizable(net, attack, victims) if vectorize else "vectorize=False"
     runs = {}  # (victim index, restart) -> (final loss, variables, history)
-    engine = "vectorized" if reason is None else "sequential"
-    if reason is None:
-        for group in _shareable(victims, attack.known_training_config):
-            jobs = [(i, r) for i in group for r in range(attack.restarts)]
-            for start in range(0, len(jobs), max_batch):
-                chunk = jobs[start:start + max_batch]
-                done = _descend_vectorized(net, params, buffers, [victims[i] for i, _ in chunk], [r for _, r in chunk],
-                                           attack, device, progress, cuda_graph)
-                if done is None:  # vmap could not run this model: the rest one at a time
-                    engine = "sequential"
-                    break
-                runs.update(zip(chunk, done))
-            if engine == "sequential":
-                break
-    if engine == "sequential":
-        if reason is not None and vectorize and len(victims) * attack.restarts > 1:
-            _warn_once(("sequential", reason), f"invert_many: the attacks run one at a time ({reason})")
-        for i, victim in enumerate(victims):
-            for r in range(attack.restarts):
-                if (i, r) not in runs:
-                    runs[i, r] = _descend_one(net, params, buffers, victim, r, attack, device, progress, generator,
-                                              cuda_graph, formulation)
-    engine = "cuda-graph " + engine if cuda_graph else engine
+    jobs = [] if reason else [[(i, r) for i in group for r in range(attack.restarts)]
+                              for group in _shareable(victims, attack.known_training_config)]
+    chunks = [group[start:start + max_batch] for group in jobs for start in range(0, len(group), max_batch)]
+    for n, chunk in enumerate(chunks):  # vmap fails on the first pass or not at all: only that one is probed
+        done = _descend_vectorized(net, params, buffers, [victims[i] for i, _ in chunk], [r for _, r in chunk],
+                                   attack, device, progress, cuda_graph, probe=n == 0)
+        if done is None:
+            break
+        runs.update(zip(chunk, done))
+    vectorized = {i for i, _ in runs}
+    if reason is not None and vectorize and len(victims) * attack.restarts > 1:
+        _warn_once(("sequential", reason), f"invert_many: the attacks run one at a time ({reason})")
+    for i, victim in enumerate(victims):
+        for r in range(attack.restarts):
+            if (i, r) not in runs:
+                runs[i, r] = _descend_one(net, params, buffers, victim, r, attack, device, progress, generator,
+                                          cuda_graph, formulation)
+    graph = "cuda-graph " if cuda_graph else ""
     return [_reconstruction(net, params, buffers, victim, [runs[i, r] for r in range(attack.restarts)], attack,
-                            device, progress, generator, restorer, engine, formulation)
+                            device, progress, generator, restorer,
+                            graph + ("vectorized" if i in vectorized else "sequential"), formulation)
             for i, victim in enumerate(victims)]
 
 
@@ -702,13 +698,14 @@ def _vectorized_objective(net, params, buffers, victims, attack, device):
     return vmap(grad_and_value(one), in_dims=in_dims), vmap(one, in_dims=in_dims), (labels, observed, stacked)
 
 
-def _descend_vectorized(net, params, buffers, victims, restarts, attack, device, progress, cuda_graph):
+def _descend_vectorized(net, params, buffers, victims, restarts, attack, device, progress, cuda_graph, probe=True):
     """Many attacks (victim, restart) as one ``vmap`` pass; a list of (final loss, variables, history), or
-    ``None`` (after a warning) when vmap cannot run the model."""
+    ``None`` (after a warning) when the ``probe`` finds that vmap cannot run the model."""
     loss_and_gradient, loss, inputs = _vectorized_objective(net, params, buffers, victims, attack, device)
     x = torch.stack([_initial(v, r, _variable_shape(attack, v.update), device) for v, r in zip(victims, restarts)])
     try:
-        loss_and_gradient(x, *inputs)  # a probe: vmap fails at once or not at all
+        if probe:
+            loss_and_gradient(x, *inputs)  # vmap fails at once or not at all
     except Exception as error:  # noqa: BLE001 - any failure of vmap itself; a real error recurs one at a time
         _warn_once(("vmap", type(net).__name__, type(error).__name__),
                    f"invert_many: torch.func.vmap cannot run {type(net).__name__} ({type(error).__name__}: {error}); "

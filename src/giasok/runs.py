@@ -198,7 +198,7 @@ def run_grid(configs, *, progress: bool = True, root: str | os.PathLike | None =
     fresh = {config_hash(c) for c in missing}
     computed = {}
     if missing and (progress if announce is None else announce):
-        print(estimate(configs, workers=workers, root=root, desc=desc), flush=True)
+        print(_estimate(configs, missing, workers, desc), flush=True)
     if missing:
         on_gpu = any(torch.device(getattr(c, "device", "cpu")).type == "cuda" for c in missing)
         batched = on_gpu if batched is None else batched
@@ -707,6 +707,11 @@ def estimate(configs, *, workers: int = 1, root: str | os.PathLike | None = None
     """
     configs = list(configs)
     missing = list({config_hash(c): c for c in configs if not result_paths(c, root)["json"].exists()}.values())
+    return _estimate(configs, missing, workers, desc)
+
+
+def _estimate(configs, missing, workers, desc) -> Estimate:
+    """``estimate`` for ``missing``, the configurations of ``configs`` not in the cache (``run_grid`` knows them)."""
     kinds, untimed = {}, 0
     for config in missing:
         key = config.kind() if hasattr(config, "kind") and isinstance(getattr(config, "attack", None), AttackConfig) \
@@ -723,9 +728,9 @@ def estimate(configs, *, workers: int = 1, root: str | os.PathLike | None = None
         seconds += len(group) * (set_up + per_iteration * steps)
     device = configs[0].device if configs and hasattr(configs[0], "device") else "cpu"
     parallel = max(1, min(workers, len(missing)))
-    timed = seconds / parallel if kinds or not untimed else None
-    return Estimate(desc=desc, total=len(configs), cached=len(configs) - len(missing), seconds=timed,
-                    device=str(device), workers=parallel, untimed=untimed if kinds else 0)
+    return Estimate(desc=desc, total=len(configs), cached=len(configs) - len(missing),
+                    seconds=seconds / parallel if kinds or not missing else None, device=str(device),
+                    workers=parallel, untimed=untimed if kinds else 0)
 
 
 def _probe(config) -> tuple[float, float]:
